@@ -1,0 +1,81 @@
+"""Hyper-parameters of the Bayesian generative model (Sec. 3 and Sec. 5 of the paper)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+TASKS = ("denoise", "sr")
+DOWNSAMPLERS = ("direct", "bicubic")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything the model p(y, z, σ², Λ | x) needs besides the data.
+
+    Denoising is the special case ``scale == 1`` with the delta kernel (no Λ sites).
+    """
+
+    task: str = "denoise"
+    scale: int = 1
+    eps0_sq: float = 1e-6  # ε0², closeness of z to the clean image x (Eq. 3)
+    window: int = 7  # p, window of the Gaussian filter in ξ (Eq. 5); α0 = p²/2
+    kappa0: float = 50.0  # κ0, shape of the kernel-width prior (Eq. 11)
+    r0_sq: float = 1e-4  # r0², variance of the correlation prior (Eq. 11)
+    kernel_size: int = 21  # 2r + 1, side of the kernel grid (Eq. 8)
+    downsampler: str = "direct"  # ↓s of Eq. 7: "direct" (Eq. 26's text) or "bicubic"
+    image_channels: int = 3
+    sigma_channels: int = 1  # 1: one σ² per pixel for all channels; 3: per channel (real noise)
+
+    def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
+        if self.downsampler not in DOWNSAMPLERS:
+            raise ValueError(f"unknown downsampler {self.downsampler!r}; expected one of {DOWNSAMPLERS}")
+        if self.task == "denoise" and self.scale != 1:
+            raise ValueError("denoising has scale 1")
+        if self.task == "sr" and self.scale not in (2, 3, 4):
+            raise ValueError(f"super-resolution scale must be 2, 3 or 4, not {self.scale}")
+        if self.sigma_channels not in (1, self.image_channels):
+            raise ValueError("sigma_channels must be 1 or equal to image_channels")
+        if self.window < 3 or self.window % 2 == 0:
+            raise ValueError("the window p must be an odd integer >= 3")
+        if self.kernel_size % 2 == 0:
+            raise ValueError("kernel_size must be odd (2r + 1)")
+        if min(self.eps0_sq, self.r0_sq) <= 0 or self.kappa0 <= 2:
+            raise ValueError("eps0_sq and r0_sq must be positive and kappa0 > 2")
+
+    @property
+    def alpha0(self) -> float:
+        """α0 = p²/2, the strength of the inverse-gamma prior on σ² (Sec. 3.2)."""
+        return self.window**2 / 2
+
+    @property
+    def has_kernel(self) -> bool:
+        """Whether Λ is a latent variable (blind SR) or the kernel is the delta (denoising)."""
+        return self.task == "sr"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def denoising_config(**overrides) -> ModelConfig:
+    """The paper's denoising setting: ε0² = 1e-6, p = 7 (Sec. 5)."""
+    return ModelConfig(**{"task": "denoise", "scale": 1, "eps0_sq": 1e-6, "window": 7, **overrides})
+
+
+def sr_config(scale: int, **overrides) -> ModelConfig:
+    """The paper's blind SR setting: ε0² = 1e-5, p = 11, κ0 = 50, r0² = 1e-4, bicubic ↓s.
+
+    Bicubic is the default downsampler because the published SR tables were made with it
+    (DESIGN.md, "Benchmark protocols"); ``downsampler="direct"`` follows Eq. 26's text.
+    """
+    settings = {
+        "task": "sr",
+        "scale": scale,
+        "eps0_sq": 1e-5,
+        "window": 11,
+        "kappa0": 50.0,
+        "r0_sq": 1e-4,
+        "downsampler": "bicubic",
+    }
+    return ModelConfig(**{**settings, **overrides})

@@ -1,0 +1,158 @@
+"""The amortized guide q(z, σ², Λ | y) = q(z | y, σ², Λ) q(σ² | y) q(Λ | y) (Eq. 12).
+
+Degradation estimation first: SNet gives β, the mode of q(σ²|y) (Eq. 13); KNet gives
+(m, η), the parameters of q(Λ|y) (Eq. 14). Restoration then: RNet gives µ, the mean of
+q(z|y, σ², Λ) (Eq. 15), reading y together with the degradation estimate. The guide
+samples its sites in the model's order under the same plate and per-pixel scale.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import pyro
+import pyro.distributions as dist
+import torch
+from torch import nn
+
+from generative.config import ModelConfig
+from generative.operators import upsample_nearest
+from guides.knet import KNet
+from guides.rnet import RNet
+from guides.snet import SNet
+
+# Table 11: what q(z|·) is conditioned on besides y.
+FACTORIZATIONS = {
+    "full": (True, True),  # q(z | y, σ², Λ), Eq. 12
+    "no-sigma": (False, True),  # q(z | y, Λ)
+    "no-kernel": (True, False),  # q(z | y, σ²)
+    "none": (False, False),  # q(z | y)
+}
+KERNEL_FEATURES = 3  # (log η1, log η2, m) as constant maps
+
+
+@dataclass(frozen=True)
+class GuideConfig:
+    """Architecture of SNet, KNet and RNet. The defaults are the paper's denoiser (DESIGN.md)."""
+
+    snet_features: int = 64
+    snet_depth: int = 5
+    knet_features: int = 64
+    knet_blocks: int = 8
+    rnet_widths: tuple[int, ...] = (96, 192, 288)
+    rnet_blocks: int = 3
+    conditioning: str = "input"  # how RNet reads β and Λ: "input", "down" or "both"
+    factorization: str = "full"  # Table 11 ablations
+    detach_degradation: bool = True  # RNet's input does not back-propagate into SNet/KNet
+
+    def __post_init__(self) -> None:
+        if self.factorization not in FACTORIZATIONS:
+            raise ValueError(f"unknown factorization {self.factorization!r}; expected one of {tuple(FACTORIZATIONS)}")
+        object.__setattr__(self, "rnet_widths", tuple(self.rnet_widths))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Posterior:
+    """The guide's parameters for one batch.
+
+    mu: B×C×H×W mean of q(z|·) (the restored image); beta: B×Cσ×h×w mode of q(σ²|y);
+    eta: B×2 scales of q(λ²|y) and m: B mean of q(ρ|y) (SR only, else None).
+    """
+
+    mu: torch.Tensor
+    beta: torch.Tensor
+    eta: torch.Tensor | None = None
+    m: torch.Tensor | None = None
+
+    def sigma2_mean(self, alpha0: float) -> torch.Tensor:
+        """E[σ²] = α0 β / (α0 − 2) for q(σ²|y) = IG(α0 − 1, α0 β); B×Cσ×h×w."""
+        return alpha0 * self.beta / (alpha0 - 2)
+
+
+class VIRNetGuide(nn.Module):
+    """q(z, σ², Λ | y) of Eqs. 12-15 with its three networks."""
+
+    def __init__(self, model_config: ModelConfig, guide_config: GuideConfig = GuideConfig()):
+        super().__init__()
+        self.model_config = model_config
+        self.guide_config = guide_config
+        channels = model_config.image_channels
+        self.on_sigma, self.on_kernel = FACTORIZATIONS[guide_config.factorization]
+        self.on_kernel = self.on_kernel and model_config.has_kernel
+        self.snet = SNet(
+            channels,
+            model_config.sigma_channels,
+            guide_config.snet_features,
+            guide_config.snet_depth,
+            global_average=model_config.has_kernel,  # SR assumes i.i.d. noise
+        )
+        self.knet = (
+            KNet(channels, guide_config.knet_features, guide_config.knet_blocks) if model_config.has_kernel else None
+        )
+        cond_channels = model_config.sigma_channels * self.on_sigma + KERNEL_FEATURES * self.on_kernel
+        self.rnet = RNet(
+            channels,
+            cond_channels,
+            channels,
+            guide_config.rnet_widths,
+            guide_config.rnet_blocks,
+            guide_config.conditioning if cond_channels else "none",
+        )
+
+    def _conditioning_maps(self, beta, eta, m, size) -> torch.Tensor | None:
+        """The degradation estimate as B×cond×H×W maps at the restored image's size."""
+        maps = []
+        if self.on_sigma:
+            maps.append(upsample_nearest(beta.sqrt(), self.model_config.scale))
+        if self.on_kernel:
+            kernel_code = torch.cat([eta.log(), m[:, None]], dim=1)  # B×3
+            maps.append(kernel_code[:, :, None, None].expand(-1, -1, *size))
+        if not maps:
+            return None
+        cond = torch.cat(maps, dim=1)
+        return cond.detach() if self.guide_config.detach_degradation else cond
+
+    def posterior(self, y: torch.Tensor) -> Posterior:
+        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
+        scale = self.model_config.scale
+        beta = self.snet(y)
+        eta, m = self.knet(y) if self.knet is not None else (None, None)
+        upsampled = upsample_nearest(y, scale)
+        cond = self._conditioning_maps(beta, eta, m, upsampled.shape[-2:])
+        mu = self.rnet(upsampled, cond)
+        return Posterior(mu=mu, beta=beta, eta=eta, m=m)
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        x: torch.Tensor | None = None,
+        xi: torch.Tensor | None = None,
+        lambda_hat: torch.Tensor | None = None,
+    ) -> Posterior:
+        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y."""
+        cfg = self.model_config
+        post = self.posterior(y)
+        alpha0, kappa0 = cfg.alpha0, cfg.kappa0
+        with pyro.plate("batch", y.shape[0]), pyro.poutine.scale(scale=1.0 / y.numel()):
+            # Eq. 13: q(σ²_i|y) = IG(α0 − 1, α0 β_i(y)).
+            pyro.sample("sigma2", dist.InverseGamma(torch.full_like(post.beta, alpha0 - 1), alpha0 * post.beta).to_event(3))
+            if cfg.has_kernel:
+                # Eq. 14: q(ρ|y) = N(m(y), r0²), q(λ²_l|y) = IG(κ0 − 1, κ0 η_l(y)).
+                pyro.sample("rho", dist.Normal(post.m, cfg.r0_sq**0.5))
+                pyro.sample(
+                    "lambda2", dist.InverseGamma(torch.full_like(post.eta, kappa0 - 1), kappa0 * post.eta).to_event(1)
+                )
+            # Eq. 15: q(z_i|y, σ², Λ) = N(µ_i, ε0²).
+            pyro.sample("z", dist.Normal(post.mu, cfg.eps0_sq**0.5).to_event(3))
+        return post
+
+
+def paper_guide_config(task: str) -> GuideConfig:
+    """The paper-size networks (DESIGN.md): denoiser widths (96, 192, 288) × 3 blocks;
+    SR widths (96, 160, 224) × 2 blocks with β and Λ injected at the input and down path."""
+    if task == "sr":
+        return GuideConfig(rnet_widths=(96, 160, 224), rnet_blocks=2, conditioning="both")
+    return GuideConfig()

@@ -1,0 +1,78 @@
+"""The guide factorizes as Eq. 12, with the laws of Eqs. 13-15, under the model's site names."""
+
+import pyro.poutine as poutine
+import pytest
+import torch
+
+from generative.config import denoising_config, sr_config
+from generative.model import VIRNetModel
+from guides.guide import FACTORIZATIONS, GuideConfig, VIRNetGuide, paper_guide_config
+from tests.helpers import TINY_GUIDE, synthetic_batch
+
+
+def sample_sites(tr):
+    return [n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "batch"]
+
+
+@pytest.mark.parametrize("config", [denoising_config(), sr_config(3)], ids=["denoise", "sr-x3"])
+def test_guide_samples_every_latent_site_of_the_model_in_the_same_order_and_shape(config):
+    y, x, xi, lambda_hat = synthetic_batch(config, size=24)
+    guide = VIRNetGuide(config, TINY_GUIDE)
+    guide_trace = poutine.trace(guide).get_trace(y, x, xi, lambda_hat)
+    model_trace = poutine.trace(poutine.replay(VIRNetModel(config), trace=guide_trace)).get_trace(y, x, xi, lambda_hat)
+    latent = [n for n in sample_sites(model_trace) if n != "y"]
+    assert sample_sites(guide_trace) == latent
+    for name in latent:
+        assert guide_trace.nodes[name]["value"].shape == model_trace.nodes[name]["value"].shape
+        assert guide_trace.nodes[name]["fn"].has_rsample
+
+
+def test_posterior_shapes_for_super_resolution():
+    config = sr_config(4)
+    y = torch.rand(2, 3, 10, 12)
+    post = VIRNetGuide(config, TINY_GUIDE).posterior(y)
+    assert post.mu.shape == (2, 3, 40, 48)
+    assert post.beta.shape == (2, 1, 10, 12)
+    assert torch.allclose(post.beta, post.beta[..., :1, :1].expand_as(post.beta)), "SR noise is i.i.d."
+    assert post.eta.shape == (2, 2) and (post.eta > 0).all()
+    assert post.m.shape == (2,) and (post.m.abs() < 1).all()
+
+
+def test_q_sigma2_has_mode_beta_and_mean_alpha0_beta_over_alpha0_minus_2():
+    config = denoising_config()
+    y = torch.rand(1, 3, 16, 16)
+    guide = VIRNetGuide(config, TINY_GUIDE)
+    tr = poutine.trace(guide).get_trace(y)
+    law = tr.nodes["sigma2"]["fn"].base_dist
+    post = tr.nodes["_RETURN"]["value"]
+    mode = law.rate / (law.concentration + 1)
+    assert torch.allclose(mode, post.beta, rtol=1e-5)
+    assert torch.allclose(law.mean, post.sigma2_mean(config.alpha0), rtol=1e-5)
+
+
+@pytest.mark.parametrize("factorization", list(FACTORIZATIONS))
+def test_restoration_depends_only_on_what_the_factorization_conditions_on(factorization):
+    config = sr_config(2)
+    guide = VIRNetGuide(config, GuideConfig(**{**TINY_GUIDE.to_dict(), "factorization": factorization}))
+    on_sigma, on_kernel = FACTORIZATIONS[factorization]
+    assert guide.rnet.conditioning == ("none" if not (on_sigma or on_kernel) else TINY_GUIDE.conditioning)
+    y = torch.rand(1, 3, 12, 12)
+    base = guide.posterior(y).mu
+    with torch.no_grad():
+        guide.snet.body[-1].bias.add_(2.0)
+    assert torch.allclose(guide.posterior(y).mu, base) != on_sigma
+
+
+def test_unknown_factorization_is_rejected():
+    with pytest.raises(ValueError, match="factorization"):
+        GuideConfig(factorization="q(z)")
+
+
+def test_paper_size_networks_match_the_published_parameter_counts():
+    def count(module):
+        return sum(p.numel() for p in module.parameters())
+
+    denoiser = VIRNetGuide(denoising_config(), paper_guide_config("denoise"))
+    sr = VIRNetGuide(sr_config(4), paper_guide_config("sr"))
+    assert 10.0e6 < count(denoiser) < 11.0e6  # paper: 10.5M
+    assert 5.5e6 < count(sr) < 6.0e6  # paper: 5.72M
