@@ -118,11 +118,11 @@ class VIRNetGuide(nn.Module):
     def posterior(self, y: torch.Tensor) -> Posterior:
         """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
         scale = self.model_config.scale
-        beta = self.snet(y)
-        eta, m = self.knet(y) if self.knet is not None else (None, None)
+        beta = self.snet(y).float()  # float32 even under mixed-precision autocast
+        eta, m = [t.float() for t in self.knet(y)] if self.knet is not None else (None, None)
         upsampled = upsample_nearest(y, scale)
         cond = self._conditioning_maps(beta, eta, m, upsampled.shape[-2:])
-        mu = self.rnet(upsampled, cond)
+        mu = self.rnet(upsampled, cond).float()
         return Posterior(mu=mu, beta=beta, eta=eta, m=m)
 
     def forward(

@@ -1,0 +1,82 @@
+"""The forward degradation operator H = ↓s ∘ (∗k) (Eqs. 7, 26), stateless.
+
+This one operator is used both by the Pyro model's likelihood and by data synthesis.
+"""
+
+import torch
+import torch.nn.functional as F
+
+DOWNSAMPLE_MODES = ("direct", "bicubic")
+
+
+def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """2-D convolution x ∗ k with reflect padding, one kernel per batch element.
+
+    x: B×C×H×W; kernel: B×K×K (or 1×K×K, shared by the batch), K odd and K//2 < H, W.
+    Returns B×C×H×W. This is a true convolution (the kernel is flipped), so an impulse
+    image gives back the kernel itself.
+    """
+    _check_image(x)
+    if kernel.dim() != 3 or kernel.shape[-1] != kernel.shape[-2] or kernel.shape[-1] % 2 == 0:
+        raise ValueError(f"kernel must be B×K×K with K odd, got shape {tuple(kernel.shape)}")
+    b, c, h, w = x.shape
+    if kernel.shape[0] not in (1, b):
+        raise ValueError(f"kernel batch {kernel.shape[0]} does not match image batch {b}")
+    size = kernel.shape[-1]
+    r = size // 2
+    if r >= h or r >= w:
+        raise ValueError(f"image {h}×{w} is too small for reflect padding of a {size}×{size} kernel")
+    weight = kernel.to(x.dtype).flip(-1, -2).expand(b, size, size)
+    weight = weight.repeat_interleave(c, dim=0).unsqueeze(1)
+    padded = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="reflect")
+    return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
+
+
+def downsample(x: torch.Tensor, scale: int, mode: str = "direct") -> torch.Tensor:
+    """Downsample x (B×C×H×W) by an integer factor s to B×C×(H//s)×(W//s).
+
+    The image is first cropped to a multiple of s. "direct" keeps the upper-left pixel of
+    each s×s block (Eq. 26); "bicubic" is antialiased bicubic interpolation (imresize-style).
+    Scale 1 is the identity.
+    """
+    _check_image(x)
+    _check_scale(scale)
+    if mode not in DOWNSAMPLE_MODES:
+        raise ValueError(f"unknown downsample mode {mode!r}; expected one of {DOWNSAMPLE_MODES}")
+    if scale == 1:
+        return x
+    h, w = x.shape[-2] // scale, x.shape[-1] // scale
+    if h == 0 or w == 0:
+        raise ValueError(f"image {x.shape[-2]}×{x.shape[-1]} is smaller than the scale {scale}")
+    cropped = x[..., : h * scale, : w * scale]
+    if mode == "direct":
+        return cropped[..., ::scale, ::scale]
+    return F.interpolate(cropped, size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+
+
+def degrade(
+    x: torch.Tensor, kernel: torch.Tensor | None, scale: int, mode: str = "direct"
+) -> torch.Tensor:
+    """H x = (x ∗ k) ↓s (Eq. 26 without noise). x: B×C×H×W, kernel: B×K×K or None (k = δ).
+
+    Returns B×C×(H//s)×(W//s).
+    """
+    blurred = x if kernel is None else blur(x, kernel)
+    return downsample(blurred, scale, mode)
+
+
+def upsample_nearest(y: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling: B×C×h×w -> B×C×(h·s)×(w·s), each pixel an s×s block."""
+    _check_image(y)
+    _check_scale(scale)
+    return y.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
+
+
+def _check_image(x: torch.Tensor) -> None:
+    if x.dim() != 4:
+        raise ValueError(f"image must be B×C×H×W, got shape {tuple(x.shape)}")
+
+
+def _check_scale(scale: int) -> None:
+    if not isinstance(scale, int) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")

@@ -1,0 +1,142 @@
+"""Typed training configuration: TOML presets, command-line overrides, the resolved file.
+
+A config has five sections, each a dataclass: ``model`` (generative.config.ModelConfig),
+``guide`` (guides.guide.GuideConfig), ``data``, ``optim`` and ``run``. Presets live in
+``training/configs/<name>.toml``; any value can be overridden as ``section.key=value``
+(the value is read as a TOML literal, e.g. ``optim.lr=2e-4`` or ``guide.rnet_widths=[32,64]``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomli_w
+
+from generative.config import ModelConfig
+from guides.guide import GuideConfig
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+PRESET_DIR = Path(__file__).parent / "configs"
+DATA_KINDS = ("synthetic", "paired", "sidd-medium")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where examples come from and how they are degraded (training/data.py)."""
+
+    kind: str = "synthetic"  # synthetic degradations of clean images, or real noisy/clean pairs
+    patch_size: int = 128  # HR patch side
+    noise: str = "niid"  # denoising: "niid" (bumps + i.i.d.), "iid" or "bump"; SR: "iid"
+    max_sigma: float = 75 / 255
+    batch_size: int = 16
+    workers: int = 2
+    holdout: float = 0.1  # fraction of the images held out for validation
+    val_images: int = 8  # validation crops scored every run.val_every steps
+
+    def __post_init__(self) -> None:
+        if self.kind not in DATA_KINDS:
+            raise ValueError(f"unknown data kind {self.kind!r}; expected one of {DATA_KINDS}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Adam with cosine annealing after a linear warm-up; gradient-norm clipping per network."""
+
+    steps: int = 100_000
+    lr: float = 1e-4
+    lr_min: float = 1e-6
+    warmup_steps: int = 1000
+    clip: dict = field(default_factory=lambda: {"rnet": 1e3, "snet": 1e2, "knet": 5e2})
+    elbo: str = "mc"  # "mc" (Trace_ELBO) or "analytic" (TraceMeanField_ELBO)
+    amp: bool = False  # bfloat16 autocast for the networks (CUDA only)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Bookkeeping: logging, validation and checkpoint intervals, seed."""
+
+    seed: int = 0
+    log_every: int = 10
+    val_every: int = 500
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "custom"
+    model: ModelConfig = ModelConfig()
+    guide: GuideConfig = GuideConfig()
+    data: DataConfig = DataConfig()
+    optim: OptimConfig = OptimConfig()
+    run: RunConfig = RunConfig()
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SECTIONS = {"model": ModelConfig, "guide": GuideConfig, "data": DataConfig, "optim": OptimConfig, "run": RunConfig}
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.toml"))
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """Build a TrainConfig from nested dicts; unknown sections or keys are errors."""
+    unknown = set(values) - set(SECTIONS) - {"name"}
+    if unknown:
+        raise ValueError(f"unknown config section(s): {', '.join(sorted(unknown))}")
+    sections = {}
+    for section, cls in SECTIONS.items():
+        given = dict(values.get(section, {}))
+        known = {f.name for f in dataclasses.fields(cls)}
+        extra = set(given) - known
+        if extra:
+            raise ValueError(f"unknown key(s) in [{section}]: {', '.join(sorted(extra))}")
+        sections[section] = cls(**given)
+    return TrainConfig(name=values.get("name", "custom"), **sections)
+
+
+def parse_override(text: str) -> tuple[str, str, object]:
+    """'section.key=value' -> (section, key, value), the value read as a TOML literal."""
+    path, sep, raw = text.partition("=")
+    section, dot, key = path.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ValueError(f"override {text!r} is not of the form section.key=value")
+    try:
+        value = tomllib.loads(f"v = {raw.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()  # a bare word, e.g. data.kind=paired
+    return section, key, value
+
+
+def load_config(name_or_path: str, overrides: list[str] = ()) -> TrainConfig:
+    """A preset name (see ``preset_names()``) or a TOML file, with overrides applied."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = PRESET_DIR / f"{name_or_path}.toml"
+        if not path.exists():
+            raise ValueError(f"unknown preset {name_or_path!r}; available: {', '.join(preset_names())}")
+    elif not path.is_file():
+        raise ValueError(f"config file not found: {path}")
+    try:
+        values = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"cannot parse {path}: {error}") from None
+    for text in overrides:
+        section, key, value = parse_override(text)
+        values.setdefault(section, {})[key] = value
+    return config_from_dict(values)
+
+
+def save_config(config: TrainConfig, path: Path) -> None:
+    """Write the resolved config as TOML (readable by ``load_config``)."""
+    path.write_text(tomli_w.dumps(config.to_dict()))

@@ -1,0 +1,299 @@
+"""Stochastic variational inference for VIRNet: the training loop (Sec. 4, Eq. 24).
+
+One step: a batch (y, x, ξ, Λ̂) from the data pipeline, the negative ELBO of the Pyro
+model and guide (per observed pixel, ``training.elbo``), back-propagation, gradient-norm
+clipping per network, Adam, and the learning-rate schedule (linear warm-up, then cosine
+annealing to ``lr_min``). Around it: a tqdm bar with the ELBO's terms, a CSV log (and
+TensorBoard when installed), validation PSNR on held-out images, atomic checkpoints,
+resumption, a stop with a clear message on a non-finite ELBO, and DistributedDataParallel
+under ``torchrun`` (only rank 0 writes).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyro
+import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
+from tqdm import tqdm
+
+from generative.model import VIRNetModel
+from guides.guide import VIRNetGuide
+from training import data as datasets
+from training.checkpoint import (
+    capture_rng,
+    latest_checkpoint,
+    load_checkpoint,
+    restore_rng,
+    save_checkpoint,
+    save_weights,
+)
+from training.config import TrainConfig, save_config
+from training.elbo import TERMS, make_elbo
+
+WEIGHTS_FORMAT = "virnet-pyro-weights/1"
+LOG_COLUMNS = ("step", "loss", *TERMS, "lr", "val_psnr", "step_seconds", "data_seconds")
+
+
+class TrainingDiverged(RuntimeError):
+    """The ELBO became NaN or infinite; the message names the step and the term."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    step: int
+    weights: Path
+    metrics: dict
+
+
+def warmup_cosine(step: int, warmup: int, total: int, lr: float, lr_min: float) -> float:
+    """Learning-rate factor (w.r.t. ``lr``): linear warm-up, then cosine annealing to lr_min."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * progress))) / lr
+
+
+def weights_metadata(config: TrainConfig, step: int, metrics: dict) -> dict:
+    """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it."""
+    return {
+        "format": WEIGHTS_FORMAT,
+        "model_config": config.model.to_dict(),
+        "guide_config": config.guide.to_dict(),
+        "training": {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()},
+    }
+
+
+def distributed_context() -> tuple[int, int]:
+    """(rank, world size) under torchrun, (0, 1) otherwise."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def build_objective(config: TrainConfig, device: torch.device, distributed: bool):
+    """The guide and the loss module (negative ELBO), wrapped in DDP when distributed."""
+    model = VIRNetModel(config.model)
+    guide = VIRNetGuide(config.model, config.guide).to(device)
+    loss = make_elbo(config.optim.elbo)(model, guide)
+    if distributed:
+        loss = DistributedDataParallel(loss, device_ids=[device.index] if device.type == "cuda" else None)
+    return guide, loss
+
+
+def batch_arguments(batch: dict, device: torch.device) -> tuple:
+    """A data-pipeline batch as the model's arguments (y, x, ξ, Λ̂ or None)."""
+    lambda_hat = batch["lambda_hat"]
+    return (
+        batch["y"].to(device, non_blocking=True),
+        batch["x"].to(device, non_blocking=True),
+        batch["xi"].to(device, non_blocking=True),
+        lambda_hat.to(device) if lambda_hat.shape[-1] else None,
+    )
+
+
+def clip_per_network(guide: VIRNetGuide, clip: dict) -> None:
+    """Clip the gradient norm of SNet, KNet and RNet separately (DESIGN.md)."""
+    for name, max_norm in clip.items():
+        network = getattr(guide, name, None)
+        if network is not None:
+            torch.nn.utils.clip_grad_norm_(network.parameters(), max_norm)
+
+
+def first_bad_term(loss: torch.Tensor, terms: dict) -> str | None:
+    """The name of the first non-finite ELBO term, or None if the loss is finite."""
+    if torch.isfinite(loss):
+        return None
+    for name in TERMS:
+        if not torch.isfinite(terms[name]):
+            return name
+    return "loss"
+
+
+@torch.no_grad()
+def validation_psnr(guide: VIRNetGuide, batch: dict, device: torch.device) -> float:
+    """Mean PSNR (dB) of the posterior mean µ against x on a fixed validation batch."""
+    guide.eval()
+    psnrs = []
+    for i in range(batch["y"].shape[0]):
+        mu = guide.posterior(batch["y"][i : i + 1].to(device)).mu.clamp(0, 1)
+        mse = (mu - batch["x"][i : i + 1].to(device)).pow(2).mean().item()
+        psnrs.append(10 * math.log10(1 / max(mse, 1e-12)))
+    guide.train()
+    return sum(psnrs) / len(psnrs)
+
+
+def make_datasets(config: TrainConfig, data_dir: Path):
+    """(training dataset, validation batch or None) for the configured data kind."""
+    spec = datasets.DegradationSpec.from_model_config(
+        config.model,
+        config.data.patch_size,
+        **({"noise": config.data.noise, "max_sigma": config.data.max_sigma} if config.data.kind == "synthetic" else {}),
+    )
+    seed = config.run.seed
+    if config.data.kind == "synthetic":
+        train_paths, val_paths = datasets.holdout_split(datasets.find_images(data_dir), config.data.holdout, seed)
+        length = max(len(train_paths), config.data.batch_size * 100)
+        train = datasets.SyntheticDegradation(train_paths, spec, length=length, seed=seed)
+        val = datasets.validation_batch(val_paths, spec, config.data.val_images, seed) if config.data.val_images else None
+        return train, val
+    if config.data.kind == "paired":
+        train = datasets.PairedImages(data_dir / "noisy", data_dir / "clean", spec, seed=seed)
+    else:
+        train = datasets.PairedImages.from_sidd_medium(data_dir, spec, seed=seed, cache=False)
+    return train, None
+
+
+class MetricsLog:
+    """metrics.csv (and TensorBoard when installed), written by rank 0 only."""
+
+    def __init__(self, out: Path, resume_step: int):
+        self.path = out / "metrics.csv"
+        kept = []
+        if self.path.exists():
+            with self.path.open() as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= resume_step]
+        with self.path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, LOG_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tensorboard = SummaryWriter(out / "tensorboard")
+        except ImportError:
+            self.tensorboard = None
+
+    def write(self, row: dict) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.DictWriter(f, LOG_COLUMNS).writerow(row)
+        if self.tensorboard is not None:
+            for key, value in row.items():
+                if key != "step" and value != "":
+                    self.tensorboard.add_scalar(key, value, row["step"])
+
+
+def train(
+    config: TrainConfig,
+    data_dir: Path,
+    out: Path,
+    device: str = "cpu",
+    resume: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Run SVI as ``config`` says; returns the final step and the exported weights' path.
+
+    ``out`` receives config.toml, metrics.csv, checkpoints/ and model.safetensors (+ .json).
+    With ``resume`` the latest complete checkpoint in ``out/checkpoints`` is continued with
+    the same step counter, learning-rate schedule, optimizer and RNG states.
+    """
+    rank, world = distributed_context()
+    distributed = world > 1
+    device = torch.device(device)
+    if distributed:
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    pyro.enable_validation(False)
+    torch.manual_seed(config.run.seed)
+    is_writer = rank == 0
+    checkpoints = out / "checkpoints"
+    if is_writer:
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        save_config(config, out / "config.toml")
+
+    guide, loss_module = build_objective(config, device, distributed)
+    elbo = (loss_module.module if distributed else loss_module).elbo
+    optim = config.optim
+    optimizer = torch.optim.Adam(guide.parameters(), lr=optim.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: warmup_cosine(s, optim.warmup_steps, optim.steps, optim.lr, optim.lr_min)
+    )
+    step, metrics = 0, {}
+    found = latest_checkpoint(checkpoints) if resume else None
+    if found is not None:
+        state = load_checkpoint(found, device)
+        guide.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        restore_rng(state["rng"])
+        step, metrics = state["step"], state["metrics"]
+
+    train_set, val_batch = make_datasets(config, data_dir)
+    loader = datasets.make_loader(
+        train_set, config.data.batch_size // world, config.data.workers, config.run.seed + step, distributed
+    )
+    log = MetricsLog(out, step) if is_writer else None
+    bar = tqdm(total=optim.steps, initial=step, disable=not (progress and is_writer), dynamic_ncols=True)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp and device.type == "cuda")
+    last_checkpoint = found
+
+    def checkpoint() -> Path:
+        state = {
+            "model": guide.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": capture_rng(),
+            "config": config.to_dict(),
+            "metrics": metrics,
+        }
+        return save_checkpoint(checkpoints, step, state, keep=config.run.keep_checkpoints)
+
+    epoch, last_val = 0, {}
+    try:
+        while step < optim.steps:
+            if distributed:
+                loader.sampler.set_epoch(epoch)
+            fetch_start = time.perf_counter()
+            for batch in loader:
+                data_seconds = time.perf_counter() - fetch_start
+                with autocast:
+                    loss = loss_module(*batch_arguments(batch, device))
+                bad = first_bad_term(loss.detach(), elbo.terms)
+                if bad is not None:
+                    where = f"; the last good checkpoint is {last_checkpoint}" if last_checkpoint else ""
+                    raise TrainingDiverged(f"step {step + 1}: the ELBO term {bad!r} is not finite{where}")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                clip_per_network(guide, optim.clip)
+                optimizer.step()
+                scheduler.step()
+                step += 1
+                step_seconds = time.perf_counter() - fetch_start
+                metrics = {"loss": loss.item(), **{k: v.item() for k, v in elbo.terms.items()}}
+                validate = val_batch is not None and (step % config.run.val_every == 0 or step == optim.steps)
+                if is_writer and validate:
+                    metrics["val_psnr"] = validation_psnr(guide, val_batch, device)
+                    last_val = {"val_psnr": metrics["val_psnr"]}
+                if is_writer and (step % config.run.log_every == 0 or validate):
+                    row = {"step": step, "lr": scheduler.get_last_lr()[0], "val_psnr": "", **metrics}
+                    log.write({**row, "step_seconds": step_seconds, "data_seconds": data_seconds})
+                if is_writer:
+                    bar.update(1)
+                    bar.set_postfix(_postfix({**metrics, **last_val}), refresh=False)
+                    if step % config.run.checkpoint_every == 0 or step == optim.steps:
+                        last_checkpoint = checkpoint()
+                if step >= optim.steps:
+                    break
+                fetch_start = time.perf_counter()
+            epoch += 1
+    finally:
+        bar.close()
+        if distributed:
+            dist.destroy_process_group()
+
+    weights = out / "model.safetensors"
+    if is_writer:
+        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics))
+    return TrainResult(step=step, weights=weights, metrics=metrics)
+
+
+def _postfix(metrics: dict) -> dict:
+    short = {"loss": "loss", "likelihood": "lik", "kl_z": "klz", "kl_sigma2": "kls2", "kl_kernel": "klk", "val_psnr": "psnr"}
+    return {short[k]: f"{v:.4g}" for k, v in metrics.items() if k in short}

@@ -1,0 +1,208 @@
+"""Tiled inference: run an image-to-image function over overlapping tiles and blend them.
+
+Large images do not fit through a network at once; `tiled_apply` feeds it one tile at a time
+and blends the tile outputs with a raised-cosine window in the overlaps, so no seam shows.
+`tile_size_for_budget` turns a memory budget into a tile size.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+Outputs = torch.Tensor | dict[str, torch.Tensor]
+
+
+@dataclass
+class _Accumulator:
+    """One output being assembled: B×C'×(H·s)×(W·s) sum, its scale s, per-tile 1-D windows."""
+
+    output: torch.Tensor
+    scale: int
+    row_windows: list[torch.Tensor]
+    col_windows: list[torch.Tensor]
+
+
+def tiled_apply(
+    fn: Callable[[torch.Tensor], Outputs],
+    image: torch.Tensor,
+    tile: int = 256,
+    overlap: int = 32,
+    multiple: int = 1,
+) -> Outputs:
+    """Apply `fn` to `image` (B×C×H×W) tile by tile and blend the results.
+
+    `fn` maps a B×C×h×w tile to a B×C'×(h·s)×(w·s) tensor, or to a dict of such tensors,
+    each with its own channel count C' and integer scale s ≥ 1 (e.g. a restored image at
+    s = 4 and a 1-channel σ map at s = 1); s is read from the shapes of the first tile's
+    outputs. The result has the same form as `fn`'s: B×C'×(H·s)×(W·s) per output.
+
+    Tiles are at most `tile`×`tile` input pixels and overlap their neighbours by at least
+    `overlap` pixels. Each tile is padded on its bottom/right edges (reflect, or replicate
+    when too small) so its height and width are multiples of `multiple`, and the padding is
+    cropped from the outputs. In an overlap, each output pixel is a weighted mean of the
+    tiles covering it, weighted by a separable raised-cosine ramp of length overlap·s that
+    falls towards a tile's inner edges; the weights at every output pixel sum to one. Local
+    operations whose receptive field is smaller than `overlap` therefore match the untiled
+    result up to the small weight given to tile borders. An image that fits in one tile and
+    needs no padding is passed to `fn` unchanged and `fn`'s result is returned as is.
+
+    Runs under torch.no_grad(): only the current tile's activations are alive, and the tiles
+    accumulate into preallocated outputs (on the device and with the dtype of `fn`'s outputs).
+    Raises ValueError for tile ≤ overlap, a tile that is not a multiple of `multiple`, or
+    outputs whose shapes are not integer multiples of the tile's.
+    """
+    _check_tiling(tile, overlap, multiple)
+    if image.ndim != 4:
+        raise ValueError(f"image must be B×C×H×W, got shape {tuple(image.shape)}")
+    batch, _, height, width = image.shape
+    with torch.no_grad():
+        if height <= tile and width <= tile and height % multiple == 0 and width % multiple == 0:
+            return fn(image)
+        rows = _tile_starts(height, tile, overlap)
+        cols = _tile_starts(width, tile, overlap)
+        tile_h, tile_w = min(tile, height), min(tile, width)
+        padded = _padded_size(tile_h, tile_w, multiple)
+        accumulators: dict[str | None, _Accumulator] = {}
+
+        def add_tile(i: int, j: int) -> None:
+            top, left = rows[i], cols[j]
+            returned = fn(_pad_to_multiple(image[..., top : top + tile_h, left : left + tile_w], multiple))
+            results = returned if isinstance(returned, dict) else {None: returned}
+            if not accumulators:
+                for key, value in results.items():
+                    accumulators[key] = _new_accumulator(
+                        key, value, padded, (tile_h, tile_w), (height, width), rows, cols, overlap
+                    )
+            if results.keys() != accumulators.keys():
+                raise ValueError(f"fn returned keys {list(results)} for one tile, {list(accumulators)} for another")
+            for key, value in results.items():
+                acc = accumulators[key]
+                s = acc.scale
+                _check_output(key, value, (batch, acc.output.shape[1], padded[0] * s, padded[1] * s))
+                region = acc.output[..., top * s : (top + tile_h) * s, left * s : (left + tile_w) * s]
+                window = acc.row_windows[i][:, None] * acc.col_windows[j][None, :]
+                region.addcmul_(value[..., : tile_h * s, : tile_w * s], window)
+
+        for i in range(len(rows)):
+            for j in range(len(cols)):
+                add_tile(i, j)  # the tile's activations and outputs are freed when it returns
+    if None in accumulators:
+        return accumulators[None].output
+    return {key: acc.output for key, acc in accumulators.items()}
+
+
+def tile_size_for_budget(budget_bytes: int, bytes_per_pixel: float, multiple: int = 8, minimum: int = 64) -> int:
+    """Largest square tile side whose memory cost fits a budget.
+
+    `bytes_per_pixel` is the peak memory that `fn` needs per input pixel of a tile (all
+    images of the batch and all intermediate activations together), e.g. measured once on
+    a trial tile as peak allocated bytes / (tile_h·tile_w). The side is
+    floor(sqrt(budget_bytes / bytes_per_pixel)) rounded down to a multiple of `multiple`,
+    but never below `minimum` rounded up to a multiple (so a too-small budget still gives
+    a usable tile, which may then exceed the budget).
+    """
+    if budget_bytes <= 0 or bytes_per_pixel <= 0:
+        raise ValueError(f"budget_bytes and bytes_per_pixel must be positive, got {budget_bytes} and {bytes_per_pixel}")
+    if multiple < 1 or minimum < 1:
+        raise ValueError(f"multiple and minimum must be at least 1, got {multiple} and {minimum}")
+    side = math.isqrt(int(budget_bytes / bytes_per_pixel))
+    floor = math.ceil(minimum / multiple) * multiple
+    return max(side - side % multiple, floor)
+
+
+def _check_tiling(tile: int, overlap: int, multiple: int) -> None:
+    if overlap < 0 or multiple < 1:
+        raise ValueError(f"overlap must be ≥ 0 and multiple ≥ 1, got overlap={overlap}, multiple={multiple}")
+    if tile <= overlap:
+        raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
+    if tile % multiple:
+        raise ValueError(f"tile ({tile}) must be a multiple of {multiple}")
+
+
+def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Evenly spread start offsets of tiles of size `tile` covering [0, length), gaps ≤ tile − overlap."""
+    if length <= tile:
+        return [0]
+    count = math.ceil((length - tile) / (tile - overlap)) + 1
+    return [index * (length - tile) // (count - 1) for index in range(count)]
+
+
+def _padded_size(height: int, width: int, multiple: int) -> tuple[int, int]:
+    return math.ceil(height / multiple) * multiple, math.ceil(width / multiple) * multiple
+
+
+def _pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad B×C×h×w on the bottom/right to multiples of `multiple` (reflect where possible)."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return x
+    mode = "reflect" if pad_h < height and pad_w < width else "replicate"
+    return F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+
+
+def _new_accumulator(
+    key: str | None,
+    value: torch.Tensor,
+    padded: tuple[int, int],
+    tile_size: tuple[int, int],
+    image_size: tuple[int, int],
+    rows: list[int],
+    cols: list[int],
+    overlap: int,
+) -> _Accumulator:
+    """Zeroed output shaped after the first tile's `value`, with every tile row's/column's window."""
+    if value.ndim != 4 or value.shape[-2] % padded[0] or value.shape[-2] == 0:
+        raise ValueError(
+            f"fn output {_name(key)} has shape {tuple(value.shape)}, not B×C'×(h·s)×(w·s) for a tile of {padded}"
+        )
+    scale = value.shape[-2] // padded[0]
+    height, width = image_size
+    return _Accumulator(
+        output=value.new_zeros(value.shape[0], value.shape[1], height * scale, width * scale),
+        scale=scale,
+        row_windows=_axis_windows(height, rows, tile_size[0], overlap, scale, value),
+        col_windows=_axis_windows(width, cols, tile_size[1], overlap, scale, value),
+    )
+
+
+def _check_output(key: str | None, value: torch.Tensor, expected: tuple[int, int, int, int]) -> None:
+    if tuple(value.shape) != expected:
+        raise ValueError(f"fn output {_name(key)} has shape {tuple(value.shape)} for this tile, expected {expected}")
+
+
+def _axis_windows(
+    length: int, starts: list[int], size: int, overlap: int, scale: int, like: torch.Tensor
+) -> list[torch.Tensor]:
+    """Per-tile 1-D windows along one axis at output resolution, normalised to sum to one.
+
+    Each window is 1 except for a raised-cosine ramp sin²(π(t + ½)/(2n)), t = 0..n−1,
+    n = overlap·scale, on each side that borders another tile; dividing by the summed
+    windows makes the blend a partition of unity (the 2-D window is the outer product).
+    """
+    n = overlap * scale
+    steps = (torch.arange(n, device=like.device, dtype=torch.float64) + 0.5) / n
+    ramp = torch.sin(0.5 * math.pi * steps) ** 2
+    total = torch.zeros(length * scale, device=like.device, dtype=torch.float64)
+    windows = []
+    for start in starts:
+        window = torch.ones(size * scale, device=like.device, dtype=torch.float64)
+        if start > 0:
+            window[:n] *= ramp
+        if start + size < length:
+            window[size * scale - n :] *= ramp.flip(0)
+        total[start * scale : (start + size) * scale] += window
+        windows.append(window)
+    return [
+        (window / total[start * scale : (start + size) * scale]).to(like.dtype)
+        for start, window in zip(starts, windows)
+    ]
+
+
+def _name(key: str | None) -> str:
+    return "tensor" if key is None else repr(key)
