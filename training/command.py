@@ -39,7 +39,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from training.checkpoint import latest_checkpoint
-    from training.loop import train
+    from training.loop import distributed_context, train
 
     overrides = list(args.overrides)
     if args.steps is not None:
@@ -53,7 +53,8 @@ def run_train(args: argparse.Namespace) -> int:
     if not args.resume and latest_checkpoint(out / "checkpoints") is not None:
         raise ValueError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
     result = train(config, args.data, out, device=args.device, resume=args.resume, progress=not args.no_progress)
-    print(f"trained {result.step} steps; weights: {result.weights}")
+    if distributed_context()[0] == 0:
+        print(f"trained {result.step} steps; weights: {result.weights}")
     return 0
 
 
