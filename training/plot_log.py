@@ -7,10 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.figure import Figure
 
 PANELS = (
     ("negative ELBO per pixel", ("loss",)),
@@ -41,7 +38,8 @@ def read_log(path: Path) -> dict[str, list[tuple[int, float]]]:
 def plot_log(log: Path, output: Path) -> None:
     """Draw loss, ELBO terms, validation PSNR and learning rate against the step."""
     series = read_log(log)
-    fig, axes = plt.subplots(2, 2, figsize=(11, 7))
+    fig = Figure(figsize=(11, 7))  # no pyplot: leaves the caller's backend alone
+    axes = fig.subplots(2, 2)
     for ax, (title, keys) in zip(axes.flat, PANELS):
         for key in keys:
             if key in series:
@@ -60,6 +58,5 @@ def plot_log(log: Path, output: Path) -> None:
         fig.savefig(temp)
         os.replace(temp, output)
     finally:
-        plt.close(fig)
         if os.path.exists(temp):
             os.remove(temp)
