@@ -185,8 +185,14 @@ def train(
     device: str = "cpu",
     resume: bool = False,
     progress: bool = True,
+    objective=build_objective,
 ) -> TrainResult:
     """Run SVI as ``config`` says; returns the final step and the exported weights' path.
+
+    ``objective(config, device, distributed) -> (guide, loss module)`` builds what is
+    optimised (default: VIRNet's guide and negative ELBO); the loss module takes the model's
+    arguments and exposes the last terms as ``.elbo.terms``. The ablation benchmark passes
+    other backbones and the plain MSE loss here.
 
     ``out`` receives config.toml, metrics.csv, checkpoints/ and model.safetensors (+ .json).
     With ``resume`` the latest complete checkpoint in ``out/checkpoints`` is continued with
@@ -208,7 +214,7 @@ def train(
         checkpoints.mkdir(parents=True, exist_ok=True)
         save_config(config, out / "config.toml")
 
-    guide, loss_module = build_objective(config, device, distributed)
+    guide, loss_module = objective(config, device, distributed)
     elbo = (loss_module.module if distributed else loss_module).elbo
     optim = config.optim
     optimizer = torch.optim.Adam(guide.parameters(), lr=optim.lr)
