@@ -117,24 +117,27 @@ class VIRNetGuide(nn.Module):
 
     def posterior(self, y: torch.Tensor) -> Posterior:
         """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
-        scale = self.model_config.scale
         beta = self.snet(y).float()  # float32 even under mixed-precision autocast
         eta, m = [t.float() for t in self.knet(y)] if self.knet is not None else (None, None)
-        upsampled = upsample_nearest(y, scale)
-        cond = self._conditioning_maps(beta, eta, m, upsampled.shape[-2:])
-        mu = self.rnet(upsampled, cond).float()
-        return Posterior(mu=mu, beta=beta, eta=eta, m=m)
+        return Posterior(mu=self.restoration_mean(y, beta, eta, m), beta=beta, eta=eta, m=m)
 
-    def forward(
-        self,
-        y: torch.Tensor,
-        x: torch.Tensor | None = None,
-        xi: torch.Tensor | None = None,
-        lambda_hat: torch.Tensor | None = None,
-    ) -> Posterior:
-        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y."""
+    def restoration_mean(
+        self, y: torch.Tensor, beta: torch.Tensor, eta: torch.Tensor | None = None, m: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """µ of q(z | y, σ², Λ) (Eq. 15): RNet on y given a degradation estimate.
+
+        y: B×C×h×w; beta: B×Cσ×h×w; eta: B×2 and m: B for SR -> µ: B×C×(h·s)×(w·s).
+        """
+        upsampled = upsample_nearest(y, self.model_config.scale)
+        cond = self._conditioning_maps(beta, eta, m, upsampled.shape[-2:])
+        return self.rnet(upsampled, cond).float()
+
+    def draw(self, post: Posterior, y: torch.Tensor) -> None:
+        """The guide's sample sites for parameters ``post`` of a batch y (B×C×h×w).
+
+        Eqs. 13-15, in the model's order, under the model's plate and per-pixel scale.
+        """
         cfg = self.model_config
-        post = self.posterior(y)
         alpha0, kappa0 = cfg.alpha0, cfg.kappa0
         with pyro.plate("batch", y.shape[0]), pyro.poutine.scale(scale=1.0 / y.numel()):
             # Eq. 13: q(σ²_i|y) = IG(α0 − 1, α0 β_i(y)).
@@ -147,6 +150,17 @@ class VIRNetGuide(nn.Module):
                 )
             # Eq. 15: q(z_i|y, σ², Λ) = N(µ_i, ε0²).
             pyro.sample("z", dist.Normal(post.mu, cfg.eps0_sq**0.5).to_event(3))
+
+    def forward(
+        self,
+        y: torch.Tensor,
+        x: torch.Tensor | None = None,
+        xi: torch.Tensor | None = None,
+        lambda_hat: torch.Tensor | None = None,
+    ) -> Posterior:
+        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y."""
+        post = self.posterior(y)
+        self.draw(post, y)
         return post
 
 

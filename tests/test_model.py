@@ -1,6 +1,5 @@
 """The Pyro model is the generative story of Eqs. 3, 4, 7, 10, 11."""
 
-import pyro
 import pyro.poutine as poutine
 import pytest
 import torch

@@ -37,8 +37,8 @@ from training.checkpoint import (
 )
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
+from virnet.models import WEIGHTS_FORMAT
 
-WEIGHTS_FORMAT = "virnet-pyro-weights/1"
 LOG_COLUMNS = ("step", "loss", *TERMS, "lr", "val_psnr", "step_seconds", "data_seconds")
 
 

@@ -1,0 +1,292 @@
+"""`virnet bench NAME`: every protocol end to end in --quick mode, its report and its sanity values."""
+
+import argparse
+import json
+import math
+import shlex
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import scipy.io
+import torch
+import torch.nn.functional as F
+
+from benchmarks import ablation, denoise_iid, denoise_niid, protocol
+from benchmarks.command import BENCHMARKS
+from benchmarks.metrics import lpips_or_none, psnr_rgb
+from benchmarks.quick_images import quick_images
+from benchmarks.report import validate_result
+from generative.noise import test_sigma_map
+from tests.checkpoints import tiny_guide, write_tiny_checkpoint
+from training.data import find_images, holdout_split
+from virnet import cli, models
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+FIGURES = {
+    "denoise-niid": ("comparison.png", "psnr_vs_noise.png"),
+    "denoise-iid": ("comparison.png", "psnr_vs_noise.png"),
+    "denoise-real": ("comparison.png",),
+    "sr": ("comparison.png", "psnr_vs_noise.png"),
+    "noise-estimation": ("comparison.png", "sigma_vs_noise.png"),
+    "kernel-estimation": ("kernels.png", "kernel_mse_vs_noise.png"),
+    "profile": (),
+    "ablation": ("comparison.png", "ablation_factorization.png", "ablation_backbone.png"),
+}
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights")
+    return {"denoise": write_tiny_checkpoint(folder, "denoise"), "sr": write_tiny_checkpoint(folder, "sr", 4)}
+
+
+def quick_arguments(name: str, weights) -> list[str]:
+    """The quick command of each protocol: tiny models, the sanity pseudo-methods, no BM3D."""
+    denoiser, upscaler = str(weights["denoise"]), str(weights["sr"])
+    return {
+        "denoise-niid": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
+        "denoise-iid": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
+        "denoise-real": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
+        "sr": ["--model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity", "ground-truth"],
+        "noise-estimation": ["--model", denoiser, "--baselines", "skimage", "ground-truth"],
+        "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "ground-truth"],
+        "profile": ["--model", denoiser],
+        "ablation": [],
+    }[name]
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory, weights):
+    """quick(name) -> (result.json as a dict, output folder); each protocol runs once."""
+    done = {}
+
+    def run(name: str):
+        if name not in done:
+            torch.set_num_threads(1)
+            out = tmp_path_factory.mktemp(name)
+            argv = ["bench", name, "--quick", "--device", "cpu", "--out", str(out), *quick_arguments(name, weights)]
+            assert cli.main(argv) == 0
+            done[name] = json.loads((out / "result.json").read_text()), out
+        return done[name]
+
+    return run
+
+
+def rows_by_key(result: dict) -> dict:
+    return {row["key"]: row for row in result["rows"]}
+
+
+@pytest.mark.parametrize("name", list(BENCHMARKS))
+def test_every_protocol_writes_a_valid_report_with_its_facts_and_figures(quick, name):
+    result, out = quick(name)
+    validate_result(result)
+    assert result["image_count"] == (0 if name == "profile" else 2)
+    assert result["seed"] == 1000 and result["device"].startswith("cpu")
+    assert result["command"].startswith(f"virnet bench {name} ") and "--quick" in result["command"]
+    markdown = (out / "report.md").read_text()
+    for fact in ("- Dataset: ", "- Images: ", "- Model: ", "- Device: cpu", "- Seed: 1000", "- Command: `virnet bench"):
+        assert fact in markdown
+    for figure in FIGURES[name]:
+        assert (out / figure).read_bytes().startswith(PNG_MAGIC)
+    for row in result["rows"]:
+        for column, value in row.items():
+            if isinstance(value, float):
+                assert math.isfinite(value), (row["key"], column)
+
+
+@pytest.mark.parametrize("name", ["denoise-niid", "denoise-iid", "denoise-real", "sr"])
+def test_ground_truth_scores_infinite_psnr_and_unit_ssim(quick, name):
+    rows = [r for r in quick(name)[0]["rows"] if r["method"] == "ground-truth"]
+    assert rows
+    assert all(r["psnr"] == "inf" and r["ssim"] == pytest.approx(1.0) for r in rows)
+
+
+def test_identity_scores_the_psnr_of_the_noisy_input(quick):
+    """The protocol's noise, rebuilt by hand: N(0,1)·σ from default_rng(1000), no clipping."""
+    images = quick_images(2, 48)
+    iid = rows_by_key(quick("denoise-iid")[0])
+    niid = rows_by_key(quick("denoise-niid")[0])
+    for sigma in (15, 25, 50):
+        rng = np.random.default_rng(1000)
+        noisy = [x + torch.from_numpy(rng.standard_normal(x.shape)).float() * sigma / 255 for _, x in images]
+        expected = np.mean([psnr_rgb(y, x) for y, (_, x) in zip(noisy, images)])
+        assert iid[f"sigma{sigma}/identity"]["psnr"] == pytest.approx(expected, abs=1e-9)
+    rng = np.random.default_rng(1000)
+    noisy = [x + torch.from_numpy(rng.standard_normal(x.shape)).float() * test_sigma_map(2, 48, 48) for _, x in images]
+    expected = np.mean([psnr_rgb(y, x) for y, (_, x) in zip(noisy, images)])
+    assert niid["case2/identity"]["psnr"] == pytest.approx(expected, abs=1e-9)
+    assert niid["case2/nlm"]["psnr"] > niid["case2/identity"]["psnr"]
+
+
+def test_paper_numbers_sit_next_to_ours(quick):
+    assert quick("denoise-niid")[0]["paper"]["case1/virnet"] == {"psnr": 29.28, "ssim": 0.8353}
+    assert quick("denoise-iid")[0]["paper"]["sigma25/virnet"]["psnr"] == 31.65
+    sr_paper = quick("sr")[0]["paper"]
+    assert sr_paper["x4/avg/noise2.55/virnet"]["psnr"] == 27.18
+    assert sr_paper["x4/avg/noise0.1/bicubic"]["psnr"] == 24.54
+    assert quick("kernel-estimation")[0]["paper"]["avg/noise2.55/virnet"] == {"kernel_mse": 0.89e-5}
+    assert "not on this dataset" in " ".join(quick("denoise-niid")[0]["notes"])
+
+
+def test_sr_marks_scales_without_a_model_and_lpips_without_weights(quick):
+    rows = rows_by_key(quick("sr")[0])
+    assert rows["x2/avg/noise2.55/virnet"]["psnr"] == "n/a (no model for ×2)"
+    assert "x2/iso0.4/noise2.55/virnet" not in rows
+    assert isinstance(rows["x4/iso0.4/noise2.55/virnet"]["psnr"], float)
+    assert isinstance(rows["x2/avg/noise2.55/bicubic"]["psnr"], float)
+    per_kernel = [r for r in rows.values() if r["scale"] == 4 and r["noise"] == 2.55 and r["method"] == "bicubic"]
+    assert len(per_kernel) == 8  # 7 kernels and their average
+    assert rows["x4/avg/noise2.55/bicubic"]["psnr"] == pytest.approx(np.mean([r["psnr"] for r in per_kernel[1:]]))
+    lpips = rows["x4/avg/noise2.55/bicubic"]["lpips"]
+    if lpips_or_none(torch.zeros(3, 8, 8), torch.zeros(3, 8, 8)) is None:
+        assert lpips == "n/a (lpips weights not available)"
+    else:
+        assert isinstance(lpips, float)
+
+
+def test_noise_estimation_scores_the_truth_as_exact_and_skimage_as_close_on_awgn(quick):
+    rows = rows_by_key(quick("noise-estimation")[0])
+    for setting in ("sigma15", "sigma25", "sigma50", "case1", "case2", "case3"):
+        truth = rows[f"{setting}/ground-truth"]
+        assert truth["map_error"] == 0 and truth["mean_error"] == 0
+        assert truth["sigma_true"] == pytest.approx(truth["sigma_est"])
+        assert isinstance(rows[f"{setting}/virnet"]["map_error"], float)
+    assert rows["sigma25/skimage"]["sigma_true"] == pytest.approx(25.0)
+    assert rows["sigma25/skimage"]["mean_error"] < 3.0
+
+
+def test_kernel_estimation_covers_the_four_anisotropic_kernels(quick):
+    rows = rows_by_key(quick("kernel-estimation")[0])
+    assert {r["kernel"] for r in rows.values()} == {"aniso1", "aniso2", "aniso3", "aniso4", "avg"}
+    assert rows["avg/noise2.55/ground-truth"]["kernel_mse"] == 0
+    assert rows["avg/noise2.55/delta"]["kernel_mse"] > 1e-4
+    assert 0 < rows["avg/noise2.55/virnet"]["kernel_mse"] < 1
+
+
+def test_profile_counts_the_paper_models_like_the_paper(quick):
+    rows = rows_by_key(quick("profile")[0])
+    denoiser, upscaler = rows["paper-denoise"], rows["paper-sr-x4"]
+    assert denoiser["params_m"] == pytest.approx(10.54, rel=0.01)  # Table 3
+    assert denoiser["gmacs"] == pytest.approx(680, rel=0.05) and denoiser["size"] == "512×512"
+    assert denoiser["gflops"] == pytest.approx(2 * denoiser["gmacs"])
+    assert upscaler["knet_m"] > 0 and upscaler["size"] == "256×256"
+    tiny = tiny_guide()
+    assert next(r for r in rows.values() if r["key"].endswith(".safetensors"))["params_m"] == pytest.approx(
+        sum(p.numel() for p in tiny.parameters()) / 1e6
+    )
+    assert all(r["runtime_s"] > 0 for r in rows.values())
+
+
+def test_ablation_reports_every_variant_with_its_spread_and_shares_identical_runs(quick):
+    result, out = quick("ablation")
+    rows = rows_by_key(result)
+    expected = {f"{group}/{v.label}" for group, g in ablation.GROUPS.items() for v in g.variants}
+    assert set(rows) == expected
+    assert all(r["seeds"] == 2 and r["steps"] == 2 and r["psnr_sd"] >= 0 for r in rows.values())
+    assert rows["eps0/1e-6"]["delta_psnr"] == "reference"
+    assert rows["eps0/1e-4"]["reference"] == "1e-6" and isinstance(rows["eps0/1e-4"]["delta_psnr"], float)
+    # ε0² = 1e-6, p = 7 and ResUNet + ELBO are one configuration, trained once.
+    assert rows["eps0/1e-6"]["psnr"] == rows["window/7"]["psnr"] == rows["backbone/resunet-elbo"]["psnr"]
+    assert not (out / "runs" / "window-7").exists()
+    assert (out / "runs" / "backbone-dncnn-mse" / "seed1" / "model.safetensors").is_file()
+    assert result["paper"]["backbone/unet-elbo"]["delta_psnr"] == pytest.approx(0.27)
+
+
+def test_recorded_command_line_reproduces_the_arguments(quick):
+    command = quick("sr")[0]["command"]
+    words = shlex.split(command)[1:]
+    args = cli.build_parser().parse_args(words)
+    assert args.scales == [2, 4] and args.baselines == ["bicubic", "identity", "ground-truth"]
+    assert args.quick and args.seed == 1000 and args.noises == [0.1, 2.55, 7.65]
+
+
+def test_an_existing_result_is_kept_without_overwrite(tmp_path, weights, capsys):
+    argv = ["bench", "denoise-real", "--quick", "--device", "cpu", "--out", str(tmp_path), "--model",
+            str(weights["denoise"]), "--baselines", "identity"]
+    assert cli.main(argv) == 0
+    before = (tmp_path / "result.json").read_text()
+    capsys.readouterr()
+    assert cli.main(argv) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert (tmp_path / "result.json").read_text() == before
+    assert cli.main([*argv, "--overwrite"]) == 0
+
+
+def test_holdout_and_limit_choose_the_images(tmp_path, weights):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(20):
+        iio.imwrite(photos / f"p{i:02d}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    out = tmp_path / "out"
+    status = denoise_iid.main(["--data", str(photos), "--holdout", "--limit", "1", "--sigmas", "25", "--device",
+                               "cpu", "--model", str(weights["denoise"]), "--baselines", "identity", "--out", str(out)])
+    assert status == 0
+    result = json.loads((out / "result.json").read_text())
+    assert result["image_count"] == 1 and "held-out split" in result["dataset"]
+    args = argparse.Namespace(quick=False, data=photos, holdout=True, limit=None)
+    names = [name for name, _ in protocol.select_images(args)[1]]
+    training = holdout_split(find_images(photos), 0.1, seed=0)[0]
+    assert len(names) == 2 and set(names).isdisjoint(path.stem for path in training)
+
+
+def test_denoise_real_reads_sidd_validation_blocks_and_folders_of_pairs(tmp_path, weights):
+    rng = np.random.default_rng(0)
+    clean = rng.integers(20, 236, (1, 2, 32, 32, 3), dtype=np.uint8)
+    noisy = np.clip(clean + rng.integers(-20, 21, clean.shape), 0, 255).astype(np.uint8)
+    sidd = tmp_path / "sidd"
+    sidd.mkdir()
+    scipy.io.savemat(sidd / "ValidationNoisyBlocksSrgb.mat", {"ValidationNoisyBlocksSrgb": noisy})
+    scipy.io.savemat(sidd / "ValidationGtBlocksSrgb.mat", {"ValidationGtBlocksSrgb": clean})
+    pairs = tmp_path / "pairs"
+    for kind, blocks in (("noisy", noisy), ("clean", clean)):
+        (pairs / kind / "scene").mkdir(parents=True)
+        for i in range(2):
+            iio.imwrite(pairs / kind / "scene" / f"b{i}.png", blocks[0, i])
+    results = []
+    for data in (sidd, pairs):
+        out = tmp_path / f"out-{data.name}"
+        argv = ["bench", "denoise-real", "--data", str(data), "--device", "cpu", "--out", str(out),
+                "--model", str(weights["denoise"]), "--baselines", "identity"]
+        assert cli.main(argv) == 0
+        results.append(json.loads((out / "result.json").read_text()))
+    for result in results:
+        assert result["image_count"] == 2
+        noisy_psnr = np.mean([psnr_rgb(noisy[0, i].T / 255.0, clean[0, i].T / 255.0) for i in range(2)])
+        assert rows_by_key(result)["real/identity"]["psnr"] == pytest.approx(noisy_psnr)
+    assert "SIDD validation blocks" in results[0]["dataset"]
+    assert results[0]["paper"]["real/virnet"] == {"psnr": 39.63, "ssim": 0.9194}
+    assert results[1]["paper"] == {}
+
+
+def test_bad_input_is_one_clear_error_line(tmp_path, monkeypatch, capsys):
+    assert denoise_niid.main(["--out", str(tmp_path / "a"), "--device", "cpu"]) == 2
+    assert "--data DIR is required" in capsys.readouterr().err
+    monkeypatch.setattr(models, "EMBEDDED_DIR", tmp_path / "no-weights")
+    assert denoise_niid.main(["--quick", "--out", str(tmp_path / "b"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no embedded model named 'denoise'" in err[0]
+
+
+def test_mse_objective_is_the_plain_mse_of_the_posterior_mean():
+    guide = tiny_guide()
+    y, x = torch.rand(2, 3, 16, 16), torch.rand(2, 3, 16, 16)
+    objective = ablation.MSEObjective(guide)
+    loss = objective(y, x)
+    assert loss.item() == pytest.approx(F.mse_loss(guide.posterior(y).mu, x).item())
+    assert objective.elbo.terms["likelihood"] == pytest.approx(-loss.item())
+    assert set(objective.elbo.terms) == {"likelihood", "kl_z", "kl_sigma2", "kl_kernel"}
+    loss.backward()
+    assert guide.rnet.tail.weight.grad is not None
+
+
+@pytest.mark.slow
+def test_bm3d_given_the_true_sigma_beats_the_noisy_input(tmp_path, weights):
+    pytest.importorskip("bm3d")
+    out = tmp_path / "bm3d"
+    status = denoise_iid.main(["--quick", "--limit", "1", "--sigmas", "50", "--device", "cpu", "--out", str(out),
+                               "--model", str(weights["denoise"]), "--baselines", "bm3d", "identity"])
+    assert status == 0
+    rows = rows_by_key(json.loads((out / "result.json").read_text()))
+    assert rows["sigma50/bm3d"]["psnr"] > rows["sigma50/identity"]["psnr"] + 3

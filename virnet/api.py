@@ -1,0 +1,277 @@
+"""The Python API: restore an image with a trained guide, or sample its posterior.
+
+    from virnet.api import load_model, restore, sample_posterior
+    result = restore(image)                       # C×H×W or B×C×H×W in [0, 1], or an ImageData
+    result.image, result.sigma2_mode, result.checks[0].summary()
+    draws = sample_posterior(image, n=16, model="my.safetensors")
+
+At test time y → SNet, KNet, RNet → (µ, β, Λ) (Sec. 4.3): µ is the restored image, β the
+noise variance map (the mode of q(σ²|y), Eq. 13), (η, m) the blur kernel (Eq. 14, SR only).
+
+Channels: the networks see `model_config.image_channels` channels (3 for every shipped
+model). A 1-channel (grayscale) input is replicated to 3 channels for the network, and every
+image-like output (µ, draws of z, 3-channel σ² maps) is averaged back to 1 channel; any
+other mismatch is refused rather than silently mixed.
+
+Large images are processed in overlapping tiles (`virnet.tiled_posterior`); for SR the noise
+level and kernel are still estimated once per image.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyro
+import torch
+from pyro import poutine
+
+from generative.config import TASKS, ModelConfig
+from generative.kernels import gaussian_kernel
+from guides.guide import VIRNetGuide
+from virnet.errors import VirnetError
+from virnet.image_io import ImageData
+from virnet.model_check import ModelCheck, check_residuals, standardized_residuals
+from virnet.models import default_model_name, load_model
+from virnet.tiled_posterior import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, tiled_posterior
+
+__all__ = ["PosteriorSamples", "Restoration", "load_for_task", "load_model", "restore", "sample_posterior"]
+
+SR_SCALES = (2, 3, 4)
+SAMPLE_SITES = ("z", "sigma2", "lambda2", "rho")
+Image = torch.Tensor | ImageData
+
+
+@dataclass
+class Restoration:
+    """What `restore` returns; every tensor has a batch dimension (B = 1 for a C×H×W input).
+
+    image: B×C×H×W posterior mean µ (C as the input; H×W = s·(input size)), not clipped.
+    sigma2_mode: B×Cσ×h×w β, the mode of q(σ²|y); sigma2_mean: α0β/(α0 − 2), its mean.
+    kernel_params: B×3 (η1, η2, m), the estimated Λ = (λ1², λ2², ρ) (SR; None for denoising).
+    kernel: B×K×K kernel image g(Λ) of Eq. 8, summing to 1 (SR; None for denoising).
+    checks: per image, the standardized-residual check of the noise model.
+    """
+
+    image: torch.Tensor
+    sigma2_mode: torch.Tensor
+    sigma2_mean: torch.Tensor
+    kernel_params: torch.Tensor | None
+    kernel: torch.Tensor | None
+    checks: tuple[ModelCheck, ...]
+
+
+@dataclass
+class PosteriorSamples:
+    """n draws from the guide q(z, σ², Λ | y); the leading dimension indexes the draws.
+
+    z: n×B×C×H×W; sigma2: n×B×Cσ×h×w; lambda2: n×B×2 and rho: n×B (SR; None for denoising).
+    z_mean, z_std, sigma2_mean, sigma2_std: per-pixel mean and standard deviation over the
+    draws (divisor n). Note q(z|y, σ², Λ) = N(µ, ε0²): z_std ≈ ε0 everywhere by construction.
+    """
+
+    z: torch.Tensor
+    sigma2: torch.Tensor
+    z_mean: torch.Tensor
+    z_std: torch.Tensor
+    sigma2_mean: torch.Tensor
+    sigma2_std: torch.Tensor
+    lambda2: torch.Tensor | None
+    rho: torch.Tensor | None
+
+
+def restore(
+    image: Image,
+    model: VIRNetGuide | str | Path | None = None,
+    task: str | None = None,
+    scale: int | None = None,
+    device: str | torch.device | None = None,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+) -> Restoration:
+    """Restore `image` (C×H×W or B×C×H×W in [0, 1], or an ImageData) with the guide's posterior.
+
+    model: a loaded guide, a weights path or an embedded default's name; None takes the
+    embedded default of `task` ("denoise", or "sr-x{scale}" with scale 4 when None). Pass a
+    loaded guide to avoid reloading it per call. task/scale: None means the model's; when
+    given they must match the model. device: where to run (default: the guide's device for a
+    loaded guide, else the image's). tile: force this tile side (input pixels, rounded up to
+    what RNet needs); None derives it from `memory_budget` bytes. overlap: output pixels
+    shared by neighbouring tiles.
+    Raises VirnetError for a bad image, an unknown task or scale, or a model for another task.
+    """
+    guide = load_for_task(model, task, scale, device, like=image)
+    y, channels = network_input(image, guide)
+    cfg = guide.model_config
+    with _inference():
+        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        kernel, kernel_params = None, None
+        if cfg.has_kernel:
+            kernel = gaussian_kernel(post.eta, post.m, cfg.kernel_size)  # Eq. 8: g(Λ)
+            kernel_params = torch.cat([post.eta, post.m[:, None]], dim=1)
+        residuals = standardized_residuals(y, post.mu, post.beta, kernel, cfg.scale, cfg.downsampler)
+        return Restoration(
+            image=_to_channels(post.mu, channels),
+            sigma2_mode=_to_channels(post.beta, channels),
+            sigma2_mean=_to_channels(post.sigma2_mean(cfg.alpha0), channels),
+            kernel_params=kernel_params,
+            kernel=kernel,
+            checks=tuple(check_residuals(residuals)),
+        )
+
+
+def sample_posterior(
+    image: Image,
+    n: int,
+    model: VIRNetGuide | str | Path | None = None,
+    task: str | None = None,
+    scale: int | None = None,
+    device: str | torch.device | None = None,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    seed: int | None = None,
+) -> PosteriorSamples:
+    """n draws of z and σ² (and Λ for SR) from the guide q(·|y), with per-pixel mean and std.
+
+    The draws come from the very distributions that `VIRNetGuide.draw` builds (Eqs. 13-15),
+    read from a Pyro trace of it, so the laws are never restated here. Arguments as in
+    `restore`; seed: draw with a private torch RNG seeded so (the global RNG is untouched).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
+    guide = load_for_task(model, task, scale, device, like=image)
+    y, channels = network_input(image, guide)
+    with _inference():
+        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        with _seeded(seed, y.device):
+            trace = poutine.trace(guide.draw).get_trace(post, y)
+            draws = {name: trace.nodes[name]["fn"].sample((n,)) for name in SAMPLE_SITES if name in trace.nodes}
+    z = _to_channels(draws["z"], channels, dim=2)
+    sigma2 = _to_channels(draws["sigma2"], channels, dim=2)
+    return PosteriorSamples(
+        z=z,
+        sigma2=sigma2,
+        z_mean=z.mean(dim=0),
+        z_std=z.std(dim=0, correction=0),
+        sigma2_mean=sigma2.mean(dim=0),
+        sigma2_std=sigma2.std(dim=0, correction=0),
+        lambda2=draws.get("lambda2"),
+        rho=draws.get("rho"),
+    )
+
+
+def load_for_task(
+    model: VIRNetGuide | str | Path | None,
+    task: str | None = None,
+    scale: int | None = None,
+    device: str | torch.device | None = None,
+    like: Image | None = None,
+) -> VIRNetGuide:
+    """The guide to use for `task`/`scale`: `model` itself, loaded from a path or name, or
+    the embedded default. Checks the task and scale (VirnetError on a mismatch). A loaded
+    guide stays where it is (`device`, if given, must name its device); otherwise the model is
+    loaded onto `device`, or the device of the tensor `like`, or the CPU.
+    """
+    _check_task(task, scale)
+    if isinstance(model, VIRNetGuide):
+        own = next(model.parameters()).device
+        if device is not None and not _same_device(own, torch.device(device)):
+            raise VirnetError(f"the model is on {own} but device {device} was asked for; move it with model.to(...)")
+        guide, source = model, "the given model"
+    else:
+        if device is None:
+            device = like.device if isinstance(like, torch.Tensor) else "cpu"
+        if model is None:
+            name = default_model_name(_default_task(task, scale), scale)
+            source = f"default model {name!r}"
+        else:
+            name, source = model, f"model {model}"
+        guide = load_model(name, device)
+    _check_model_task(guide.model_config, task, scale, source)
+    return guide
+
+
+def network_input(image: Image, guide: VIRNetGuide) -> tuple[torch.Tensor, int]:
+    """(y: B×C×h×w on the guide's device and dtype, the input's channel count).
+
+    A 1-channel image is replicated to the network's 3 channels. Raises VirnetError for a
+    tensor of the wrong rank or type, an empty image, NaN/inf values or a channel count the
+    network cannot read.
+    """
+    pixels = image.pixels if isinstance(image, ImageData) else image
+    if not isinstance(pixels, torch.Tensor):
+        raise VirnetError(f"expected an image tensor or ImageData, got {type(image).__name__}")
+    if pixels.ndim not in (3, 4):
+        raise VirnetError(f"expected a C×H×W or B×C×H×W image, got shape {tuple(pixels.shape)}")
+    if not pixels.is_floating_point():
+        raise VirnetError(f"expected a floating-point image in [0, 1], got dtype {pixels.dtype}")
+    y = pixels[None] if pixels.ndim == 3 else pixels
+    if y.numel() == 0:
+        raise VirnetError(f"the image is empty (shape {tuple(y.shape)})")
+    if not torch.isfinite(y).all():
+        raise VirnetError("the image contains NaN or infinite values")
+    channels, wanted = y.shape[1], guide.model_config.image_channels
+    if channels == 1 and wanted == 3:
+        y = y.expand(-1, 3, -1, -1)
+    elif channels != wanted:
+        raise VirnetError(f"the model reads {wanted}-channel images, got {channels} channels")
+    parameter = next(guide.parameters())
+    return y.to(device=parameter.device, dtype=parameter.dtype).contiguous(), channels
+
+
+def _to_channels(x: torch.Tensor, channels: int, dim: int = 1) -> torch.Tensor:
+    """Average a 3-channel network output back to 1 channel for a 1-channel input."""
+    if channels == 1 and x.shape[dim] == 3:
+        return x.mean(dim=dim, keepdim=True)
+    return x
+
+
+def _default_task(task: str | None, scale: int | None) -> str:
+    if task is not None:
+        return task
+    return "sr" if scale not in (None, 1) else "denoise"
+
+
+def _check_task(task: str | None, scale: int | None) -> None:
+    if task is not None and task not in TASKS:
+        raise VirnetError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
+    if scale is None:
+        return
+    if _default_task(task, scale) == "denoise" and scale != 1:
+        raise VirnetError(f"denoising has no scale (got {scale}); use the sr task for super-resolution")
+    if _default_task(task, scale) == "sr" and scale not in SR_SCALES:
+        raise VirnetError(f"unsupported scale {scale!r}; super-resolution scales are {', '.join(map(str, SR_SCALES))}")
+
+
+def _check_model_task(cfg: ModelConfig, task: str | None, scale: int | None, source: str) -> None:
+    kind = "denoising" if cfg.task == "denoise" else f"×{cfg.scale} super-resolution"
+    if task is not None and task != cfg.task:
+        raise VirnetError(f"{source} is a {kind} model, it cannot do task {task!r}")
+    if scale is not None and scale != cfg.scale:
+        raise VirnetError(f"{source} is a {kind} model, it cannot do scale {scale}")
+
+
+def _same_device(actual: torch.device, asked: torch.device) -> bool:
+    return actual.type == asked.type and (asked.index is None or asked.index == actual.index)
+
+
+@contextlib.contextmanager
+def _inference():
+    """No autograd graph, no Pyro argument validation (speed)."""
+    with torch.no_grad(), pyro.validation_enabled(False):
+        yield
+
+
+@contextlib.contextmanager
+def _seeded(seed: int | None, device: torch.device):
+    """Draw from a private torch RNG stream seeded with `seed` (no-op for None)."""
+    if seed is None:
+        yield
+        return
+    devices = [device] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
