@@ -186,7 +186,22 @@ def synthesize(x: torch.Tensor, spec: DegradationSpec, generator: torch.Generato
     return {"y": y, "x": x, "xi": xi, "lambda_hat": lambda_hat, "sigma": sigma.to(x.dtype)}
 
 
-class SyntheticDegradation(Dataset):
+class _StoredImages(Dataset):
+    """Base of the image datasets: spec, seed, the decoded-image store, an epoch length."""
+
+    def _load(self, groups, spec, length, seed, cache, deterministic) -> None:
+        self.spec = spec
+        self.seed = _check_seed(seed)
+        self.deterministic = deterministic
+        self._store = _ImageStore(groups, spec.patch_size, cache)
+        self.skipped = self._store.skipped
+        self.length = _check_length(length, len(self._store.groups))
+
+    def __len__(self) -> int:
+        return self.length
+
+
+class SyntheticDegradation(_StoredImages):
     """Random patches of clean images, degraded on the fly by `synthesize`.
 
     folder_or_paths: a folder (searched with `find_images`) or a list of image files.
@@ -206,16 +221,8 @@ class SyntheticDegradation(Dataset):
         cache: bool = True,
         deterministic: bool = False,
     ) -> None:
-        self.spec = spec
-        self.seed = _check_seed(seed)
-        self.deterministic = deterministic
-        self._store = _ImageStore([[p] for p in _image_paths(folder_or_paths)], spec.patch_size, cache)
+        self._load([[p] for p in _image_paths(folder_or_paths)], spec, length, seed, cache, deterministic)
         self.paths = [group[0] for group in self._store.groups]
-        self.skipped = self._store.skipped
-        self.length = _check_length(length, len(self.paths))
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int) -> dict:
         _check_index(index, self.length)
@@ -226,7 +233,7 @@ class SyntheticDegradation(Dataset):
         return {key: value[0] for key, value in example.items()}
 
 
-class PairedImages(Dataset):
+class PairedImages(_StoredImages):
     """Real noisy/clean pairs: random aligned patches with one of the 8 flips/rotations.
 
     noisy_dir/clean_dir hold files with the same relative names. Examples have "y" (noisy),
@@ -260,16 +267,8 @@ class PairedImages(Dataset):
     def _setup(self, pairs, spec, length=None, seed=0, cache=True, deterministic=False) -> None:
         if spec.task != "denoise":
             raise ValueError("paired noisy/clean data is for denoising: spec.task must be 'denoise'")
-        self.spec = spec
-        self.seed = _check_seed(seed)
-        self.deterministic = deterministic
-        self._store = _ImageStore(pairs, spec.patch_size, cache)
+        self._load(pairs, spec, length, seed, cache, deterministic)
         self.pairs = [tuple(group) for group in self._store.groups]
-        self.skipped = self._store.skipped
-        self.length = _check_length(length, len(self.pairs))
-
-    def __len__(self) -> int:
-        return self.length
 
     def __getitem__(self, index: int) -> dict:
         _check_index(index, self.length)
