@@ -8,7 +8,6 @@ import pytest
 import torch
 from PIL import Image
 
-import virnet.image_io as image_io
 from virnet.errors import VirnetError
 from virnet.image_io import IMAGE_SUFFIXES, ImageData, list_images, read_image, write_image
 
@@ -286,7 +285,7 @@ def test_failed_encoding_leaves_no_partial_file(tmp_path, monkeypatch, existing)
         path.write_bytes(b"\x89PNG half")
         raise RuntimeError("encoder crashed")
 
-    monkeypatch.setattr(image_io.iio, "imwrite", half_written)
+    monkeypatch.setattr(iio, "imwrite", half_written)
     with pytest.raises(RuntimeError, match="encoder crashed"):
         write_image(target, torch.zeros(3, 4, 4), overwrite=True)
     assert [path.name for path in tmp_path.iterdir()] == (["out.png"] if existing else [])
@@ -298,7 +297,7 @@ def test_os_errors_while_writing_become_virnet_errors(tmp_path, monkeypatch):
     def disk_full(path, *args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(image_io.iio, "imwrite", disk_full)
+    monkeypatch.setattr(iio, "imwrite", disk_full)
     with pytest.raises(VirnetError, match="No space left"):
         write_image(tmp_path / "out.tif", torch.zeros(1, 2, 2))
     assert list(tmp_path.iterdir()) == []

@@ -25,6 +25,7 @@ import os
 import random
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +132,43 @@ def latest_checkpoint(directory: Path) -> Path | None:
         if tensors_path.is_file() and tensors_path.stat().st_size == expected:
             return tensors_path
     return None
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """The checkpoint a run continues from: its loaded state (as `load_checkpoint` returns it),
+    its path, and "<name> (<why>)" for each newer checkpoint that could not be read."""
+
+    state: dict
+    path: Path
+    skipped: tuple[str, ...]
+
+
+def find_resume_point(directory: Path, device="cpu") -> ResumePoint:
+    """The newest checkpoint in `directory` that loads completely (JSON, then the size and
+    SHA-256 of its tensor file), newer unreadable ones listed in `skipped`.
+
+    Raises ValueError naming what was found when nothing can be resumed: a missing folder, a
+    folder without checkpoints, or every checkpoint with the reason it cannot be read.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ValueError(f"nothing to resume: there is no checkpoint folder {directory}")
+    found = (_CHECKPOINT_JSON.match(p.name) or _CHECKPOINT_TENSORS.match(p.name) for p in directory.iterdir())
+    steps = {int(match.group(1)) for match in found if match}
+    if not steps:
+        raise ValueError(f"nothing to resume: {directory} holds no checkpoint (ckpt_<step>.json + .safetensors)")
+    skipped = []
+    for step in sorted(steps, reverse=True):
+        path = directory / f"ckpt_{step:08d}.safetensors"
+        try:
+            return ResumePoint(load_checkpoint(path, device), path, tuple(skipped))
+        except (ValueError, KeyError, TypeError, AttributeError, OSError) as error:
+            reason = " ".join(str(error).split()).replace(str(directory) + os.sep, "")
+            skipped.append(f"{path.stem} ({reason or type(error).__name__})")
+    raise ValueError(
+        f"nothing to resume: none of the {len(steps)} checkpoints in {directory} can be read: {'; '.join(skipped)}"
+    )
 
 
 def load_checkpoint(path: Path, device="cpu") -> dict:

@@ -1,4 +1,10 @@
-"""`virnet train` and `virnet plot-log`: the command-line face of the training package."""
+"""`virnet train` and `virnet plot-log`: the command-line face of the training package.
+
+`virnet train` checks the whole command (config and overrides, device, output folder, the
+checkpoint to resume) before it creates or changes anything; the data is checked by
+`training.loop.train` before it writes. A new run needs an absent or empty --out: an existing
+run is only ever continued (--resume), never started over.
+"""
 
 from __future__ import annotations
 
@@ -38,8 +44,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from training.checkpoint import latest_checkpoint
     from training.loop import distributed_context, train
+    from virnet.devices import resolve_device
+    from virnet.outputs import check_folder_writable
 
     overrides = list(args.overrides)
     if args.steps is not None:
@@ -49,11 +56,20 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_config(args.config, overrides)
     if args.data is None:
         raise ValueError("--data is required: a folder of training images")
+    device = resolve_device(args.device)
     out = args.out or Path("runs") / config.name
-    if not args.resume and latest_checkpoint(out / "checkpoints") is not None:
-        raise ValueError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
-    result = train(config, args.data, out, device=args.device, resume=args.resume, progress=not args.no_progress)
-    if distributed_context()[0] == 0:
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file; give a run folder")
+    if args.resume and not out.is_dir():
+        raise ValueError(f"nothing to resume: there is no run folder {out}")
+    is_writer = distributed_context()[0] == 0
+    if is_writer and not args.resume and out.is_dir() and any(out.iterdir()):
+        held = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+        raise ValueError(f"{out} already holds {held}: pass --resume to continue its run or choose another --out")
+    if is_writer:
+        check_folder_writable(out)
+    result = train(config, args.data, out, device=device, resume=args.resume, progress=not args.no_progress)
+    if is_writer:
         print(f"trained {result.step} steps; weights: {result.weights}")
     return 0
 

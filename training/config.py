@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +59,12 @@ class OptimConfig:
     elbo: str = "mc"  # "mc" (Trace_ELBO) or "analytic" (TraceMeanField_ELBO)
     amp: bool = False  # bfloat16 autocast for the networks (CUDA only)
 
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"optim.steps must be a positive number of SVI steps, got {self.steps}")
+        if self.lr <= 0 or self.lr_min < 0 or self.warmup_steps < 0:
+            raise ValueError("optim.lr must be positive, optim.lr_min and optim.warmup_steps non-negative")
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -67,6 +75,11 @@ class RunConfig:
     val_every: int = 500
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("log_every", "val_every", "checkpoint_every", "keep_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"run.{name} must be a positive integer, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -101,8 +114,37 @@ def config_from_dict(values: dict) -> TrainConfig:
         extra = set(given) - known
         if extra:
             raise ValueError(f"unknown key(s) in [{section}]: {', '.join(sorted(extra))}")
+        _check_types(section, cls, given)
         sections[section] = cls(**given)
     return TrainConfig(name=values.get("name", "custom"), **sections)
+
+
+def _check_types(section: str, cls: type, given: dict) -> None:
+    """Raise ValueError naming the key if a value has the wrong type for its field (an int
+    is accepted for a float; annotations this does not understand accept anything)."""
+    hints = typing.get_type_hints(cls)
+    for key, value in given.items():
+        expected = hints[key]
+        if not _has_type(value, expected):
+            plain = typing.get_origin(expected) is None and hasattr(expected, "__name__")
+            name = expected.__name__ if plain else expected
+            raise ValueError(f"{section}.{key} must be of type {name}, got {value!r}")
+
+
+def _has_type(value, expected) -> bool:
+    origin = typing.get_origin(expected)
+    if origin in (typing.Union, types.UnionType):
+        return any(_has_type(value, option) for option in typing.get_args(expected))
+    if origin in (tuple, list):
+        items = typing.get_args(expected)[:1]
+        return isinstance(value, (tuple, list)) and all(_has_type(v, items[0]) for v in value if items)
+    if expected is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if expected is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(expected, type) and origin is None:
+        return isinstance(value, expected)
+    return True
 
 
 def parse_override(text: str) -> tuple[str, str, object]:

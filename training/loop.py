@@ -15,6 +15,7 @@ import csv
 import math
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,16 +28,10 @@ from tqdm import tqdm
 from generative.model import VIRNetModel
 from guides.guide import VIRNetGuide
 from training import data as datasets
-from training.checkpoint import (
-    capture_rng,
-    latest_checkpoint,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    save_weights,
-)
+from training.checkpoint import capture_rng, restore_rng, save_checkpoint, save_weights
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
+from training.resume import cut_log_after, resume_point
 from virnet.models import WEIGHTS_FORMAT
 
 LOG_COLUMNS = ("step", "loss", *TERMS, "lr", "val_psnr", "step_seconds", "data_seconds")
@@ -150,28 +145,31 @@ def make_datasets(config: TrainConfig, data_dir: Path):
 
 
 class MetricsLog:
-    """metrics.csv (and TensorBoard when installed), written by rank 0 only."""
+    """metrics.csv (and TensorBoard when installed), written by rank 0 only.
+
+    Rows are only ever appended. Resuming from step s first cuts the file after its last row
+    of a step ≤ s: later rows (and a line torn by a kill) record work that is lost with the
+    process and done again; the rows up to s stay byte for byte, under their own header.
+    """
 
     def __init__(self, out: Path, resume_step: int):
         self.path = out / "metrics.csv"
-        kept = []
-        if self.path.exists():
-            with self.path.open() as f:
-                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= resume_step]
-        with self.path.open("w", newline="") as f:
-            writer = csv.DictWriter(f, LOG_COLUMNS)
-            writer.writeheader()
-            writer.writerows(kept)
+        self.columns = LOG_COLUMNS
+        if resume_step and self.path.exists() and self.path.stat().st_size:
+            self.columns = cut_log_after(self.path, resume_step)
+        else:
+            with self.path.open("w", newline="") as f:
+                csv.DictWriter(f, LOG_COLUMNS).writeheader()
         try:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.tensorboard = SummaryWriter(out / "tensorboard")
+            self.tensorboard = SummaryWriter(out / "tensorboard", purge_step=resume_step + 1 if resume_step else None)
         except ImportError:
             self.tensorboard = None
 
     def write(self, row: dict) -> None:
         with self.path.open("a", newline="") as f:
-            csv.DictWriter(f, LOG_COLUMNS).writerow(row)
+            csv.DictWriter(f, self.columns, extrasaction="ignore").writerow(row)
         if self.tensorboard is not None:
             for key, value in row.items():
                 if key != "step" and value != "":
@@ -194,9 +192,12 @@ def train(
     arguments and exposes the last terms as ``.elbo.terms``. The ablation benchmark passes
     other backbones and the plain MSE loss here.
 
-    ``out`` receives config.toml, metrics.csv, checkpoints/ and model.safetensors (+ .json).
-    With ``resume`` the latest complete checkpoint in ``out/checkpoints`` is continued with
-    the same step counter, learning-rate schedule, optimizer and RNG states.
+    ``out`` receives config.toml, metrics.csv, checkpoints/ and model.safetensors (+ .json),
+    only once the data, the objective and the checkpoint to resume have been set up, so a
+    refused run changes nothing. With ``resume`` the newest checkpoint in ``out/checkpoints``
+    that reads back completely is continued with the same step counter, learning-rate
+    schedule, optimizer and RNG states (a UserWarning says so when newer ones could not be
+    read); with none readable, ValueError names what was found.
     """
     rank, world = distributed_context()
     distributed = world > 1
@@ -210,9 +211,6 @@ def train(
     torch.manual_seed(config.run.seed)
     is_writer = rank == 0
     checkpoints = out / "checkpoints"
-    if is_writer:
-        checkpoints.mkdir(parents=True, exist_ok=True)
-        save_config(config, out / "config.toml")
 
     guide, loss_module = objective(config, device, distributed)
     elbo = (loss_module.module if distributed else loss_module).elbo
@@ -222,9 +220,13 @@ def train(
         optimizer, lambda s: warmup_cosine(s, optim.warmup_steps, optim.steps, optim.lr, optim.lr_min)
     )
     step, metrics = 0, {}
-    found = latest_checkpoint(checkpoints) if resume else None
-    if found is not None:
-        state = load_checkpoint(found, device)
+    found = None
+    if resume:
+        point = resume_point(checkpoints, config, device)
+        if is_writer and point.skipped:
+            skipped = "; ".join(point.skipped)
+            warnings.warn(f"resuming from {point.path.name}; newer, unreadable: {skipped}", stacklevel=2)
+        found, state = point.path, point.state
         guide.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -235,7 +237,11 @@ def train(
     loader = datasets.make_loader(
         train_set, config.data.batch_size // world, config.data.workers, config.run.seed + step, distributed
     )
-    log = MetricsLog(out, step) if is_writer else None
+    log = None
+    if is_writer:  # everything is set up: only now does the run folder change
+        checkpoints.mkdir(parents=True, exist_ok=True)
+        log = MetricsLog(out, step)
+        save_config(config, out / "config.toml")
     bar = tqdm(total=optim.steps, initial=step, disable=not (progress and is_writer), dynamic_ncols=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp and device.type == "cuda")
     last_checkpoint = found

@@ -29,17 +29,36 @@ from pyro import poutine
 
 from generative.config import TASKS, ModelConfig
 from generative.kernels import gaussian_kernel
-from guides.guide import VIRNetGuide
+from guides.guide import Posterior, VIRNetGuide
+from virnet.devices import resolve_device
 from virnet.errors import VirnetError
 from virnet.image_io import ImageData
 from virnet.model_check import ModelCheck, check_residuals, standardized_residuals
 from virnet.models import default_model_name, load_model
-from virnet.tiled_posterior import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, tiled_posterior
+from virnet.tiled_posterior import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, tile_side, tiled_posterior
 
-__all__ = ["PosteriorSamples", "Restoration", "load_for_task", "load_model", "restore", "sample_posterior"]
+__all__ = [
+    "PosteriorSamples",
+    "Restoration",
+    "load_for_task",
+    "load_model",
+    "memory_estimate",
+    "restore",
+    "sample_posterior",
+]
 
 SR_SCALES = (2, 3, 4)
 SAMPLE_SITES = ("z", "sigma2", "lambda2", "rho")
+# Peak memory of `virnet restore` on CPU, fitted to measured peaks (README, "Large images"):
+# the process with torch and a model loaded; bytes per output pixel for the images held
+# around the network (decoded input, y, µ, β, E[σ²], residuals, the encoded output); and the
+# activations of one full tile, as a multiple of the memory budget the tile side follows.
+PROCESS_BYTES = 400 * 2**20
+IMAGE_BYTES_PER_PIXEL = 60
+ACTIVATIONS_PER_BUDGET = 1.35
+# Input values the networks accept: the [0, 1] scale with room for strong noise on either
+# side (σ = 75/255 noise stays within it); a 0-255 image is far outside.
+PIXEL_RANGE = (-2.0, 3.0)
 Image = torch.Tensor | ImageData
 
 
@@ -100,13 +119,16 @@ def restore(
     loaded guide, else the image's). tile: force this tile side (input pixels, rounded up to
     what RNet needs); None derives it from `memory_budget` bytes. overlap: output pixels
     shared by neighbouring tiles.
-    Raises VirnetError for a bad image, an unknown task or scale, or a model for another task.
+    Raises VirnetError (one line) for a bad image (wrong shape or type, NaN, values far from
+    the [0, 1] scale), an unknown task, scale or device, a model for another task, bad tiling
+    options, or a model whose output is not finite.
     """
+    _check_tiling_options(tile, overlap, memory_budget)
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     cfg = guide.model_config
     with _inference():
-        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget))
         kernel, kernel_params = None, None
         if cfg.has_kernel:
             kernel = gaussian_kernel(post.eta, post.m, cfg.kernel_size)  # Eq. 8: g(Λ)
@@ -140,12 +162,15 @@ def sample_posterior(
     read from a Pyro trace of it, so the laws are never restated here. Arguments as in
     `restore`; seed: draw with a private torch RNG seeded so (the global RNG is untouched).
     """
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if not _is_int(n) or n < 1:
         raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
+    if seed is not None and not _is_int(seed):
+        raise VirnetError(f"the seed must be an integer or None, got {seed!r}")
+    _check_tiling_options(tile, overlap, memory_budget)
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     with _inference():
-        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget))
         with _seeded(seed, y.device):
             trace = poutine.trace(guide.draw).get_trace(post, y)
             draws = {name: trace.nodes[name]["fn"].sample((n,)) for name in SAMPLE_SITES if name in trace.nodes}
@@ -163,6 +188,26 @@ def sample_posterior(
     )
 
 
+def memory_estimate(
+    guide: VIRNetGuide,
+    height: int,
+    width: int,
+    tile: int | None = None,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    draws: int = 0,
+) -> int:
+    """Rough peak bytes of restoring a height×width image with `guide` (or of drawing `draws`
+    posterior samples of it): the process, the full-size images, the activations of one tile
+    (the budget scaled by the share of the tile the image fills) and the draws of z and σ²."""
+    cfg = guide.model_config
+    output_pixels = height * width * cfg.scale**2
+    budget_side = tile_side(guide, None, memory_budget)
+    side = tile_side(guide, tile, memory_budget)
+    activations = ACTIVATIONS_PER_BUDGET * memory_budget * min(height, side) * min(width, side) / budget_side**2
+    samples = 4 * draws * (cfg.image_channels * output_pixels + cfg.sigma_channels * height * width)
+    return int(PROCESS_BYTES + IMAGE_BYTES_PER_PIXEL * output_pixels + activations + samples)
+
+
 def load_for_task(
     model: VIRNetGuide | str | Path | None,
     task: str | None = None,
@@ -176,14 +221,16 @@ def load_for_task(
     loaded onto `device`, or the device of the tensor `like`, or the CPU.
     """
     _check_task(task, scale)
+    if device is not None:
+        device = resolve_device(device)
     if isinstance(model, VIRNetGuide):
         own = next(model.parameters()).device
-        if device is not None and not _same_device(own, torch.device(device)):
+        if device is not None and not _same_device(own, device):
             raise VirnetError(f"the model is on {own} but device {device} was asked for; move it with model.to(...)")
         guide, source = model, "the given model"
     else:
         if device is None:
-            device = like.device if isinstance(like, torch.Tensor) else "cpu"
+            device = like.device if isinstance(like, torch.Tensor) else torch.device("cpu")
         if model is None:
             name = default_model_name(_default_task(task, scale), scale)
             source = f"default model {name!r}"
@@ -198,8 +245,8 @@ def network_input(image: Image, guide: VIRNetGuide) -> tuple[torch.Tensor, int]:
     """(y: B×C×h×w on the guide's device and dtype, the input's channel count).
 
     A 1-channel image is replicated to the network's 3 channels. Raises VirnetError for a
-    tensor of the wrong rank or type, an empty image, NaN/inf values or a channel count the
-    network cannot read.
+    tensor of the wrong rank or type, an empty image, NaN/inf values, values outside
+    PIXEL_RANGE (e.g. a 0-255 image) or a channel count the network cannot read.
     """
     pixels = image.pixels if isinstance(image, ImageData) else image
     if not isinstance(pixels, torch.Tensor):
@@ -213,6 +260,12 @@ def network_input(image: Image, guide: VIRNetGuide) -> tuple[torch.Tensor, int]:
         raise VirnetError(f"the image is empty (shape {tuple(y.shape)})")
     if not torch.isfinite(y).all():
         raise VirnetError("the image contains NaN or infinite values")
+    low, high = y.min().item(), y.max().item()
+    if low < PIXEL_RANGE[0] or high > PIXEL_RANGE[1]:
+        raise VirnetError(
+            f"the pixel values span [{low:.4g}, {high:.4g}], far outside the [0, 1] scale the model reads: "
+            "divide 8-bit values by 255 (16-bit ones by 65535)"
+        )
     channels, wanted = y.shape[1], guide.model_config.image_channels
     if channels == 1 and wanted == 3:
         y = y.expand(-1, 3, -1, -1)
@@ -220,6 +273,31 @@ def network_input(image: Image, guide: VIRNetGuide) -> tuple[torch.Tensor, int]:
         raise VirnetError(f"the model reads {wanted}-channel images, got {channels} channels")
     parameter = next(guide.parameters())
     return y.to(device=parameter.device, dtype=parameter.dtype).contiguous(), channels
+
+
+def _check_tiling_options(tile, overlap, memory_budget) -> None:
+    if tile is not None and (not _is_int(tile) or tile < 1):
+        raise VirnetError(f"the tile side must be a positive integer or None, got {tile!r}")
+    if not _is_int(overlap) or overlap < 0:
+        raise VirnetError(f"the overlap must be a non-negative integer (output pixels), got {overlap!r}")
+    if not _is_int(memory_budget) or memory_budget < 1:
+        raise VirnetError(f"the memory budget must be a positive integer (bytes), got {memory_budget!r}")
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _finite(post: Posterior) -> Posterior:
+    """`post`, after checking the networks gave finite numbers (else the model is broken)."""
+    for name in ("mu", "beta", "eta", "m"):
+        value = getattr(post, name)
+        if value is not None and not torch.isfinite(value).all():
+            raise VirnetError(
+                f"the model produced NaN or infinite values ({name}) for this image: its weights are broken "
+                "or the image is far from what it was trained on"
+            )
+    return post
 
 
 def _to_channels(x: torch.Tensor, channels: int, dim: int = 1) -> torch.Tensor:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -54,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `virnet` command line; returns the exit status (0 success, 2 error)."""
+    with warnings.catch_warnings():
+        warnings.showwarning = _warn_in_one_line
+        return _run(argv)
+
+
+def _run(argv: Sequence[str] | None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
@@ -63,10 +70,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error_line(error), file=sys.stderr)
     except (torch.cuda.OutOfMemoryError, MemoryError):
         print(error_line("out of memory: pass a smaller --tile"), file=sys.stderr)
-    except KeyboardInterrupt:
-        print(error_line("interrupted"), file=sys.stderr)
+    except KeyboardInterrupt as interrupt:  # a command may say how far it got
+        print(error_line(interrupt if str(interrupt) else "interrupted"), file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_FAILED
+
+
+def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"virnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 if __name__ == "__main__":

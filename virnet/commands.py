@@ -2,24 +2,49 @@
 
 Each command registers through an ``add_parser(subparsers)`` function whose parser sets
 ``run`` to a function of the parsed arguments returning the exit status.
+
+Everything that can be checked before computing is checked first: the inputs, the options,
+the model, every output path and folder; then, per image, its size from the header (against
+--max-pixels, with the memory a restore would need) and whether the output format can hold
+the result. A full disk or a read-only file system stops a folder restore at once; an
+interrupted one continues with --skip-existing.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
-import torch
 from tqdm import tqdm
 
-from virnet.api import Restoration, load_for_task, restore, sample_posterior
+from virnet.api import Restoration, load_for_task, memory_estimate, restore, sample_posterior
+from virnet.devices import resolve_device
 from virnet.errors import VirnetError
-from virnet.image_io import ImageData, list_images, read_image, write_image
-from virnet.outputs import check_writable, plan_restore_outputs, sidecar
+from virnet.image_io import (
+    DEFAULT_MAX_PIXELS,
+    IMAGE_SUFFIXES,
+    ImageData,
+    ImageTooLarge,
+    check_encodable,
+    list_images,
+    read_image,
+    write_image,
+)
+from virnet.outputs import (
+    check_writable,
+    created_folders,
+    folder_written_at_once,
+    plan_restore_outputs,
+    sidecar,
+    written_together,
+)
 from virnet.tiled_posterior import tile_side
 
 EXIT_FAILED = 2
+# OS errors after which no later output can be written either: they stop a batch.
+_FATAL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS})
 
 
 def add_restore_parser(subparsers) -> None:
@@ -27,8 +52,8 @@ def add_restore_parser(subparsers) -> None:
         "restore",
         help="denoise or super-resolve image files",
         description="Restore images with VIRNet's posterior mean. Outputs keep the input's format, bit "
-        "depth and alpha channel; grayscale images go through the RGB network as three equal "
-        "channels and come back as grayscale.",
+        "depth (unless --bit-depth) and alpha channel; grayscale images go through the RGB network as "
+        "three equal channels and come back as grayscale.",
     )
     parser.add_argument("inputs", nargs="+", metavar="IN", help="image files and/or folders (searched recursively)")
     parser.add_argument(
@@ -38,10 +63,17 @@ def add_restore_parser(subparsers) -> None:
     parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="super-resolution factor (implies --task sr)")
     add_model_arguments(parser)
     parser.add_argument(
-        "--save-sigma", action="store_true", help="also write <out>_sigma.tif: the estimated noise std σ̂ = √β"
+        "--save-sigma",
+        action="store_true",
+        help="also write <out>_sigma.tif: the estimated noise std σ̂ = √β (float32, [0, 1] image scale)",
     )
     parser.add_argument(
         "--save-kernel", action="store_true", help="also write <out>_kernel.tif: the estimated blur kernel (SR)"
+    )
+    parser.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="leave inputs whose outputs all exist alone (continues an interrupted folder restore)",
     )
     parser.set_defaults(run=run_restore)
 
@@ -65,7 +97,8 @@ def add_sample_parser(subparsers) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --tile and --overwrite, shared by the commands that restore."""
+    """--model, --device, --tile, --max-pixels, --bit-depth and --overwrite, shared by the
+    commands that restore."""
     parser.add_argument(
         "--model", metavar="NAME|PATH", help="embedded model name or .safetensors file (default: the task's default)"
     )
@@ -73,29 +106,61 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--tile", type=int, metavar="N", help="tile side in input pixels (default: from a 2 GiB memory budget)"
     )
+    parser.add_argument(
+        "--max-pixels",
+        type=_positive_int,
+        default=DEFAULT_MAX_PIXELS,
+        metavar="N",
+        help=f"refuse larger images, checked from the file header (default {DEFAULT_MAX_PIXELS:_})",
+    )
+    parser.add_argument(
+        "--bit-depth",
+        type=int,
+        choices=(8, 16, 32),
+        help="bits per sample of the restored images (default: the input's; 32 = float TIFF)",
+    )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    if args.skip_existing and args.overwrite:
+        raise VirnetError("choose one of --skip-existing (keep existing outputs) and --overwrite (replace them)")
     pairs = plan_restore_outputs(args.inputs, args.output)
-    task = args.task or ("sr" if args.scale else None)
-    guide = load_for_task(args.model, task, args.scale, resolve_device(args.device))
-    tile_side(guide, args.tile)  # validates --tile before any work
+    guide = _load_guide(args)
     if args.save_kernel and not guide.model_config.has_kernel:
         raise VirnetError("--save-kernel needs a super-resolution model (--task sr)")
-    check_writable([path for _, out in pairs for path in _restore_targets(out, args)], args.overwrite)
-    failures = 0
-    for source, target in tqdm(pairs, desc="restoring", unit="image", disable=None, file=sys.stderr):
-        try:
-            data = read_image(source)
-            result = restore(data, guide, tile=args.tile)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            _write_restoration(target, data, result, args)
-        except (VirnetError, ValueError, OSError) as error:
-            failures += 1
-            tqdm.write(error_line(error), file=sys.stderr)
-            continue
-        tqdm.write(_report(source, target, result))
+    if args.skip_existing:
+        pending = [(s, t) for s, t in pairs if not all(p.is_file() for p in _restore_targets(t, args))]
+    else:
+        pending = pairs
+    check_writable([path for _, out in pending for path in _restore_targets(out, args)], args.overwrite)
+    failures = written = 0
+    try:
+        with created_folders() as make_folder:
+            for source, target in tqdm(pending, desc="restoring", unit="image", disable=None, file=sys.stderr):
+                try:
+                    data = _read(source, guide, args)
+                    check_encodable(target, data, args.bit_depth)
+                    result = _restore_one(source, data, guide, args)
+                    make_folder(target.parent)
+                    _write_restoration(target, data, result, args)
+                except (VirnetError, ValueError, OSError) as error:
+                    if _is_fatal(error):
+                        raise VirnetError(
+                            f"{one_line(error)}; stopped after {written} of {len(pending)} images: make room, "
+                            "then rerun with --skip-existing"
+                        ) from None
+                    failures += 1
+                    tqdm.write(error_line(error), file=sys.stderr)
+                    continue
+                written += 1
+                tqdm.write(_report(source, target, result))
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(
+            f"interrupted after {written} of {len(pending)} images; rerun with --skip-existing to continue"
+        ) from None
+    if len(pending) < len(pairs):
+        print(f"skipped {len(pairs) - len(pending)} of {len(pairs)} images whose outputs exist (--skip-existing)")
     return EXIT_FAILED if failures else 0
 
 
@@ -107,45 +172,81 @@ def run_sample(args: argparse.Namespace) -> int:
         raise VirnetError(f"-n must be a positive number of draws, got {args.samples}")
     if args.output.is_file():
         raise VirnetError(f"output {args.output} is a file; give a folder")
+    if args.output.suffix.lower() in IMAGE_SUFFIXES and not args.output.is_dir():
+        raise VirnetError(f"virnet sample writes a folder of draws, but -o {args.output} names an image file")
     suffix = source.suffix
-    draws = [args.output / f"{source.stem}_z{i:03d}{suffix}" for i in range(args.samples)]
-    sigmas = [args.output / f"{source.stem}_sigma{i:03d}.tif" for i in range(args.samples)]
-    mean, std = args.output / f"{source.stem}_mean{suffix}", args.output / f"{source.stem}_std.tif"
-    check_writable([*draws, *sigmas, mean, std], args.overwrite)
-    task = args.task or ("sr" if args.scale else None)
-    guide = load_for_task(args.model, task, args.scale, resolve_device(args.device))
-    tile_side(guide, args.tile)  # validates --tile before any work
-    data = read_image(source)
-    samples = sample_posterior(data, args.samples, guide, tile=args.tile, seed=args.seed)
-    args.output.mkdir(parents=True, exist_ok=True)
-    for i in tqdm(range(args.samples), desc="writing draws", unit="draw", disable=None, file=sys.stderr):
-        write_image(draws[i], samples.z[i, 0], like=data, overwrite=args.overwrite)
-        write_image(sigmas[i], samples.sigma2[i, 0].sqrt(), bit_depth=32, overwrite=args.overwrite)
-    write_image(mean, samples.z_mean[0], like=data, overwrite=args.overwrite)
-    write_image(std, samples.z_std[0], bit_depth=32, overwrite=args.overwrite)
+    draws = [f"{source.stem}_z{i:03d}{suffix}" for i in range(args.samples)]
+    sigmas = [f"{source.stem}_sigma{i:03d}.tif" for i in range(args.samples)]
+    mean, std = f"{source.stem}_mean{suffix}", f"{source.stem}_std.tif"
+    guide = _load_guide(args)
+    check_writable([args.output / name for name in (*draws, *sigmas, mean, std)], args.overwrite)
+    data = _read(source, guide, args, draws=args.samples)
+    check_encodable(args.output / mean, data, args.bit_depth)
+    try:
+        samples = sample_posterior(data, args.samples, guide, tile=args.tile, seed=args.seed)
+    except VirnetError as error:
+        raise VirnetError(f"cannot sample {source}: {error}") from None
+    with folder_written_at_once(args.output) as folder:
+        for i in tqdm(range(args.samples), desc="writing draws", unit="draw", disable=None, file=sys.stderr):
+            write_image(folder / draws[i], samples.z[i, 0], like=data, bit_depth=args.bit_depth)
+            write_image(folder / sigmas[i], samples.sigma2[i, 0].sqrt(), bit_depth=32)
+        write_image(folder / mean, samples.z_mean[0], like=data, bit_depth=args.bit_depth)
+        write_image(folder / std, samples.z_std[0], bit_depth=32)
     print(f"{source}: {args.samples} draws written to {args.output}")
     return 0
 
 
-def resolve_device(name: str) -> torch.device:
-    """"auto" -> cuda when available, else cpu; otherwise the named device, which must exist."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise VirnetError(f"unknown device {name!r}; expected cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VirnetError(f"device {name} was asked for, but CUDA is not available")
-    if device.type not in ("cpu", "cuda"):
-        raise VirnetError(f"unsupported device {name!r}; expected cpu, cuda, cuda:N or auto")
-    return device
-
-
 def error_line(error: BaseException | str) -> str:
     """`virnet: error: <message>` on one line."""
-    message = " ".join(str(error).split()) or type(error).__name__
-    return f"virnet: error: {message}"
+    return f"virnet: error: {one_line(error)}"
+
+
+def one_line(error: BaseException | str) -> str:
+    """The message of `error` with its whitespace (newlines included) collapsed."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
+
+
+def _load_guide(args: argparse.Namespace):
+    """The guide for --model/--task/--scale on --device, with --tile checked against it."""
+    task = args.task or ("sr" if args.scale else None)
+    guide = load_for_task(args.model, task, args.scale, resolve_device(args.device))
+    tile_side(guide, args.tile)  # validates --tile before any work
+    return guide
+
+
+def _read(source: Path, guide, args: argparse.Namespace, draws: int = 0) -> ImageData:
+    """read_image under --max-pixels; a refusal says how much memory the work would need."""
+    try:
+        return read_image(source, max_pixels=args.max_pixels)
+    except ImageTooLarge as error:
+        need = memory_estimate(guide, error.height, error.width, args.tile, draws=draws)
+        raise VirnetError(f"{error}; restoring it would need about {need / 2**30:.1f} GiB of memory") from None
+
+
+def _restore_one(source: Path, data: ImageData, guide, args: argparse.Namespace) -> Restoration:
+    try:
+        return restore(data, guide, tile=args.tile)
+    except VirnetError as error:
+        raise VirnetError(f"cannot restore {source}: {error}") from None
+
+
+def _is_fatal(error: BaseException) -> bool:
+    """Whether `error` (or an error it was raised from) is an OS error that stops a batch."""
+    while error is not None:
+        if isinstance(error, OSError) and error.errno in _FATAL_ERRNOS:
+            return True
+        error = error.__cause__
+    return False
 
 
 def _restore_targets(output: Path, args: argparse.Namespace) -> list[Path]:
@@ -158,12 +259,14 @@ def _restore_targets(output: Path, args: argparse.Namespace) -> list[Path]:
 
 
 def _write_restoration(target: Path, data: ImageData, result: Restoration, args: argparse.Namespace) -> None:
-    write_image(target, result.image[0], like=data, overwrite=args.overwrite)
-    if args.save_sigma:
-        sigma = result.sigma2_mode[0].sqrt()
-        write_image(sidecar(target, "sigma"), sigma, bit_depth=32, overwrite=args.overwrite)
-    if args.save_kernel:
-        write_image(sidecar(target, "kernel"), result.kernel[0][None], bit_depth=32, overwrite=args.overwrite)
+    """The restored image and its requested sidecars, all appearing together or not at all."""
+    with written_together() as stage:
+        stage(target, result.image[0], like=data, bit_depth=args.bit_depth, overwrite=args.overwrite)
+        if args.save_sigma:
+            sigma = result.sigma2_mode[0].sqrt()
+            stage(sidecar(target, "sigma"), sigma, bit_depth=32, overwrite=args.overwrite)
+        if args.save_kernel:
+            stage(sidecar(target, "kernel"), result.kernel[0][None], bit_depth=32, overwrite=args.overwrite)
 
 
 def _report(source: Path, target: Path, result: Restoration) -> str:

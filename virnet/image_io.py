@@ -1,10 +1,14 @@
 """Reading, writing and listing image files for `virnet restore` and the Python API.
 
-Decoding and encoding go through imageio.v3: the Pillow plugin for PNG, JPEG and BMP and the
-tifffile plugin for TIFF. Pixels travel as float32 C×H×W tensors in [0, 1] scale (C = 1 for
-grayscale, 3 for RGB); an alpha channel travels beside them, untouched, and is re-attached on
-write. Every problem with a user's file raises `VirnetError` with a one-line message that names
-the file.
+Decoding and encoding go through imageio.v3 (`virnet.image_codecs`): the Pillow plugin for
+PNG, JPEG and BMP and the tifffile plugin for TIFF. Pixels travel as float32 C×H×W tensors in
+[0, 1] scale (C = 1 for grayscale, 3 for RGB); an alpha channel travels beside them,
+untouched, and is re-attached on write. Every problem with a user's file raises `VirnetError`
+with a one-line message that names the file.
+
+The size of an image is read from its header before anything is decoded, and images above
+`max_pixels` (DEFAULT_MAX_PIXELS unless raised) are refused with `ImageTooLarge`, so a small
+file that decodes to gigabytes (a "decompression bomb") is stopped before it costs memory.
 
 Limitation: Pillow decodes a 16-bit colour PNG (RGB, RGBA or gray+alpha) to 8 bits, and cannot
 encode one, so such files are refused rather than silently truncated; 16-bit grayscale PNG and
@@ -19,50 +23,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from virnet.errors import VirnetError
+from virnet.image_codecs import TIFF_SUFFIXES, decode, encode, header_size
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 """Lower-case suffixes of the image files we read and write (matched case-insensitively)."""
 
-_TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
-_JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Images with more pixels are refused unless the caller raises `max_pixels` (--max-pixels)."""
+
 _ALPHA_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}
 _FLOAT_DEPTH = 32
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_PNG_GRAY = 0
-# TIFF PhotometricInterpretation values we decode: MINISBLACK (gray) and RGB.
-_TIFF_PHOTOMETRICS = {1: "grayscale", 2: "RGB"}
-_TIFF_PLANAR_SEPARATE = 2
-# Pillow modes and the mode we ask the Pillow plugin to decode them to (None: keep as is).
-_PILLOW_MODES = {
-    "1": "L",
-    "L": "L",
-    "LA": "LA",
-    "La": "LA",
-    "I;16": None,
-    "I;16B": None,
-    "I;16L": None,
-    "I;16N": None,
-    "P": "RGB",
-    "PA": "RGBA",
-    "RGB": "RGB",
-    "RGBA": "RGBA",
-    "RGBa": "RGBA",
-    "CMYK": "RGB",
-    "YCbCr": "RGB",
-    "LAB": "RGB",
-    "HSV": "RGB",
-}
-# Modes whose "transparency" entry (a PNG tRNS chunk or a palette index) becomes an alpha channel.
-_WITH_TRANSPARENCY = {"1": "LA", "L": "LA", "P": "RGBA", "RGB": "RGBA"}
-
-
 @dataclass(frozen=True)
 class ImageData:
     """A decoded image and what is needed to write a result back in the same format.
@@ -96,33 +72,57 @@ class ImageData:
         return _MODES[self.pixels.shape[0] + (self.alpha is not None)]
 
 
-def read_image(path: str | Path) -> ImageData:
+class ImageTooLarge(VirnetError):
+    """An image whose header announces more pixels than the limit; nothing was decoded."""
+
+    def __init__(self, path: Path, height: int, width: int, limit: int):
+        self.path, self.height, self.width, self.limit = path, height, width, limit
+        super().__init__(
+            f"image {path} is {width}×{height} = {_pixel_count(height * width)}, above the limit of "
+            f"{_pixel_count(limit)} (raise it with --max-pixels N, or max_pixels=N in Python)"
+        )
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """(height, width) of an image file, read from its header without decoding the pixels.
+
+    Raises VirnetError as `read_image` does for a missing path, a folder, an unknown suffix
+    or a file that is not a valid image.
+    """
+    path = _image_file(path)
+    try:
+        return header_size(path)
+    except Exception as exc:  # decoders raise many types (OSError, SyntaxError, struct.error, ...)
+        raise _unreadable(path, exc) from exc
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageData:
     """Decode one image file (PNG, JPEG, BMP or TIFF; 8- or 16-bit integer, or float TIFF).
 
     Palette images decode to RGB (RGBA when they have a transparent entry), bilevel and
     gray+alpha images to 1 channel plus alpha, CMYK JPEGs to RGB. JPEG EXIF orientation is
     applied. Only the first page of a multi-page TIFF is read.
 
+    max_pixels: the size is read from the header first and an image with more pixels is
+    refused (`ImageTooLarge`) before any decoding; None disables the limit.
+
     Raises VirnetError (one line, naming the file) for a missing path, a folder, an unknown
-    suffix, a file that is not a valid image or is truncated, an empty image, a float TIFF with
-    NaN or infinite values, or an unsupported layout (channel count, TIFF colour space,
-    sample type, 16-bit colour PNG).
+    suffix, a file that is not a valid image or is truncated, an image above `max_pixels`, an
+    empty image, a float TIFF with NaN or infinite values, or an unsupported layout (channel
+    count, TIFF colour space, sample type, 16-bit colour PNG).
     """
-    path = Path(path)
-    if not path.exists():
-        raise VirnetError(f"no such file: {path}")
-    if path.is_dir():
-        raise VirnetError(f"expected an image file, got a folder: {path}")
-    _check_suffix(path, "read")
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise VirnetError(f"the pixel limit must be a positive integer or None, got {max_pixels!r}")
+    path = _image_file(path)
+    height, width = image_size(path)
+    if max_pixels is not None and height * width > max_pixels:
+        raise ImageTooLarge(path, height, width, max_pixels)
     try:
-        array = _decode_tiff(path) if path.suffix.lower() in _TIFF_SUFFIXES else _decode_pillow(path)
+        array = decode(path, max_pixels)
     except VirnetError:
         raise
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, zlib.error, ...)
-        raise VirnetError(
-            f"cannot read image {path}: not a valid image, or the file is truncated or corrupt "
-            f"({_one_line(exc)})"
-        ) from exc
+        raise _unreadable(path, exc) from exc
     return _image_data(array, path)
 
 
@@ -148,6 +148,19 @@ def write_image(
     Raises VirnetError for an unknown suffix, an existing file (unless overwrite=True), a
     missing output folder, a bit depth the format cannot hold, NaN/inf pixels, or an OS error.
     """
+    commit_staged([(stage_image(path, pixels, like, bit_depth, overwrite), Path(path))])
+
+
+def stage_image(
+    path: str | Path,
+    pixels: torch.Tensor,
+    like: ImageData | None = None,
+    bit_depth: int | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Everything `write_image` does but the final rename: validates, encodes into a hidden
+    temporary file beside `path` and returns that file, for `commit_staged` to rename (several
+    files can then appear together). Nothing is left behind when it raises."""
     path = Path(path)
     suffix = _check_suffix(path, "write")
     if pixels.ndim != 3 or pixels.shape[0] not in (1, 3):
@@ -164,7 +177,39 @@ def write_image(
     if not path.parent.is_dir():
         raise VirnetError(f"cannot write {path}: folder {path.parent} does not exist")
     values = pixels if alpha is None else torch.cat([pixels, alpha.to(pixels)])
-    _write_atomically(path, _encode_array(values, depth), suffix)
+    array = _encode_array(values, depth)
+    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
+    try:
+        encode(temporary, array, suffix)
+    except BaseException as exc:
+        temporary.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
+        raise
+    return temporary
+
+
+def commit_staged(staged: Sequence[tuple[Path, Path]]) -> None:
+    """Rename each (temporary file, target) of `stage_image` into place; the temporary files
+    are gone afterwards, whether it succeeds or raises (VirnetError for an OS error)."""
+    try:
+        for temporary, path in staged:
+            try:
+                os.replace(temporary, path)
+            except OSError as exc:
+                raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
+    finally:
+        for temporary, _ in staged:
+            temporary.unlink(missing_ok=True)
+
+
+def check_encodable(path: str | Path, like: ImageData, bit_depth: int | None = None) -> None:
+    """Raise VirnetError now if an image shaped like `like` could not be written to `path` at
+    `bit_depth` (unknown suffix, or a depth the format cannot hold): checked before any work."""
+    path = Path(path)
+    suffix = _check_suffix(path, "write")
+    keeps_alpha = like.alpha is not None and suffix in _ALPHA_SUFFIXES
+    _output_depth(path, suffix, like.pixels.shape[0] + keeps_alpha, like, bit_depth)
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -204,49 +249,6 @@ def list_images(inputs: Sequence[str | Path]) -> list[Path]:
                 seen.add(key)
                 found.append(file)
     return found
-
-
-def _decode_pillow(path: Path) -> np.ndarray:
-    """PNG/JPEG/BMP -> H×W, or H×W×C uint8/uint16 array in the file's channel order."""
-    if path.suffix.lower() == ".png":
-        _refuse_16bit_colour_png(path)
-    with iio.imopen(path, "r", plugin="pillow") as file:
-        meta = file.metadata()
-        source = meta["mode"]
-        if source not in _PILLOW_MODES:
-            raise VirnetError(f"cannot read image {path}: pixel format {source!r} is not supported")
-        target = _PILLOW_MODES[source]
-        if "transparency" in meta and source in _WITH_TRANSPARENCY:
-            target = _WITH_TRANSPARENCY[source]
-        return file.read(mode=target, rotate=True)
-
-
-def _refuse_16bit_colour_png(path: Path) -> None:
-    """Raise if the PNG header announces 16-bit colour samples (Pillow would keep only 8)."""
-    with path.open("rb") as handle:
-        header = handle.read(26)
-    is_png = header[:8] == _PNG_SIGNATURE and header[12:16] == b"IHDR" and len(header) == 26
-    if is_png and header[24] == 16 and header[25] != _PNG_GRAY:
-        raise VirnetError(
-            f"cannot read image {path}: 16-bit colour PNG is not supported (its decoder keeps "
-            "only 8 bits); convert it to a 16-bit TIFF"
-        )
-
-
-def _decode_tiff(path: Path) -> np.ndarray:
-    """First page of a grayscale or RGB TIFF -> H×W or H×W×C array (native sample type)."""
-    with iio.imopen(path, "r", plugin="tifffile") as file:
-        tags = file.metadata(page=0)
-        array = file.read(index=..., page=0)
-    photometric = tags.get("PhotometricInterpretation")
-    if photometric is not None and int(photometric) not in _TIFF_PHOTOMETRICS:
-        raise VirnetError(
-            f"cannot read image {path}: TIFF colour space {getattr(photometric, 'name', photometric)} "
-            "is not supported (only grayscale and RGB, with optional alpha)"
-        )
-    if tags.get("PlanarConfiguration") == _TIFF_PLANAR_SEPARATE and array.ndim == 3:
-        array = np.moveaxis(array, 0, -1)
-    return array
 
 
 def _image_data(array: np.ndarray, path: Path) -> ImageData:
@@ -298,7 +300,7 @@ def _output_depth(path: Path, suffix: str, channels: int, like: ImageData | None
     if bit_depth is not None and bit_depth not in (8, 16, _FLOAT_DEPTH):
         raise VirnetError(f"cannot write {path}: bit depth must be 8, 16 or 32, got {bit_depth}")
     inherited = like.bit_depth if like is not None else 8
-    if suffix in _TIFF_SUFFIXES:
+    if suffix in TIFF_SUFFIXES:
         return bit_depth or inherited
     if suffix != ".png":
         if bit_depth not in (None, 8):
@@ -310,7 +312,7 @@ def _output_depth(path: Path, suffix: str, channels: int, like: ImageData | None
     if depth == 16 and channels > 1:
         raise VirnetError(
             f"cannot write {path}: 16-bit colour PNG is not supported; write a .tif/.tiff or "
-            "choose bit depth 8"
+            "choose 8 bits (--bit-depth 8)"
         )
     return depth
 
@@ -327,35 +329,21 @@ def _encode_array(values: torch.Tensor, depth: int) -> np.ndarray:
     return array[..., 0] if array.shape[-1] == 1 else array
 
 
-def _write_atomically(path: Path, array: np.ndarray, suffix: str) -> None:
-    """Encode into a hidden temporary file beside `path`, then rename it over `path`."""
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.part")
-    try:
-        _encode(temporary, array, suffix)
-        os.replace(temporary, path)
-    except OSError as exc:
-        raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
-    finally:
-        temporary.unlink(missing_ok=True)
+def _image_file(path: str | Path) -> Path:
+    """`path` as a Path after checking it is an existing file with an image suffix."""
+    path = Path(path)
+    if not path.exists():
+        raise VirnetError(f"no such file: {path}")
+    if path.is_dir():
+        raise VirnetError(f"expected an image file, got a folder: {path}")
+    _check_suffix(path, "read")
+    return path
 
 
-def _encode(target: Path, array: np.ndarray, suffix: str) -> None:
-    """Write an H×W or H×W×C array to `target` in the format of `suffix`."""
-    if suffix in _TIFF_SUFFIXES:
-        channels = 1 if array.ndim == 2 else array.shape[-1]
-        iio.imwrite(
-            target,
-            array,
-            plugin="tifffile",
-            extension=suffix,
-            photometric="minisblack" if channels <= 2 else "rgb",
-            planarconfig="contig",
-            extrasamples=("unassalpha",) if channels in (2, 4) else None,
-        )
-    elif suffix in _JPEG_SUFFIXES:
-        iio.imwrite(target, array, plugin="pillow", extension=suffix, quality=95, subsampling=0)
-    else:
-        iio.imwrite(target, array, plugin="pillow", extension=suffix)
+def _unreadable(path: Path, exc: BaseException) -> VirnetError:
+    return VirnetError(
+        f"cannot read image {path}: not a valid image, or the file is truncated or corrupt ({_one_line(exc)})"
+    )
 
 
 def _check_suffix(path: Path, action: str) -> str:
@@ -366,6 +354,10 @@ def _check_suffix(path: Path, action: str) -> str:
             f"(supported: {_suffix_list()})"
         )
     return suffix
+
+
+def _pixel_count(pixels: int) -> str:
+    return f"{pixels / 1e6:.1f} MP" if pixels >= 10**6 else f"{pixels} pixels"
 
 
 def _suffix_list() -> str:

@@ -68,13 +68,19 @@ def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> 
     embedded default ("denoise", "sr-x4", ...; see `embedded_models`). The guide's
     `model_config` and `guide_config` come from the JSON metadata.
     Raises VirnetError (one line, naming the file) for a missing, corrupted, pickled or
-    inconsistent model file.
+    inconsistent model file, or one whose weights hold NaN or infinite values.
     """
     path = resolve_weights(path_or_name)
     try:
         state, metadata = load_weights(path, device=device)
     except ValueError as error:
         raise VirnetError(f"cannot load model {path}: {error}") from None
+    broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
+    if broken:
+        raise VirnetError(
+            f"cannot load model {path}: {len(broken)} of its {len(state)} weight tensors hold NaN or infinite "
+            f"values (first: {broken[0]}); the model is broken (did its training diverge?)"
+        )
     guide = _build_guide(metadata, path)
     try:
         guide.load_state_dict(state, strict=True)
