@@ -9,6 +9,8 @@ Two kinds of files:
   (all tensors, under name-prefixed keys such as ``optimizer/state/0/exp_avg``) and
   ``ckpt_{step:08d}.json`` (everything else, with a placeholder where each tensor was).
   The JSON is written last and is the commit marker: a checkpoint without it is incomplete.
+  `find_resume_point` picks the newest checkpoint that reads back completely and says which
+  newer ones could not be read.
 
 Every file is written to a temporary name in the same folder and moved into place with
 ``os.replace``, so a crash never leaves a half-written file under a final name. The JSON

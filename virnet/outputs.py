@@ -71,9 +71,10 @@ def check_writable(paths: Sequence[Path], overwrite: bool) -> None:
             raise VirnetError(f"cannot write {path}: it is a folder")
         if path.exists() and not overwrite:
             raise VirnetError(f"refusing to overwrite existing file {path} (pass --overwrite)")
-        if _nearest_existing(path.parent) not in probed:
-            check_folder_writable(path.parent, path)
-            probed.add(_nearest_existing(path.parent))
+        folder = _nearest_existing(path.parent)
+        if folder not in probed:
+            check_folder_writable(folder, path)
+            probed.add(folder)
 
 
 def check_folder_writable(folder: Path, target: Path | None = None) -> None:
