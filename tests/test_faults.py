@@ -36,7 +36,7 @@ from tests.faults import (
     tiff_header_bomb,
 )
 from training.checkpoint import load_weights, save_weights
-from virnet import cli, commands
+from virnet import api, cli, commands
 from virnet.api import load_for_task, restore, sample_posterior
 from virnet.errors import VirnetError
 from virnet.image_io import ImageTooLarge, read_image
@@ -289,6 +289,18 @@ def _image(world: World) -> torch.Tensor:
 DENOISER = "models/denoise.safetensors"
 
 
+def nan_posterior(w: World) -> None:
+    """The networks return NaN for µ, as finite but extreme weights can make them."""
+    real = api.tiled_posterior
+
+    def poisoned(*args, **kwargs):
+        post = real(*args, **kwargs)
+        post.mu = torch.full_like(post.mu, float("nan"))
+        return post
+
+    w.monkeypatch.setattr(api, "tiled_posterior", poisoned)
+
+
 def restore_with(image=None, **options) -> Callable[[World], object]:
     """A call of `restore` on the world's photo (or `image`) with the tiny denoiser."""
     return lambda w: restore(_image(w) if image is None else image(w), w / DENOISER, **options)
@@ -307,6 +319,7 @@ API_CASES = [
     ("api-numpy-image", None, restore_with(lambda w: np.zeros((3, 8, 8), np.float32)), "expected an image tensor"),
     ("api-two-channels", None, restore_with(lambda w: torch.rand(2, 8, 8)), "got 2 channels"),
     ("api-nan-weights", edit_model(nan_weights), lambda w: load_model(w / DENOISER), "NaN or infinite"),
+    ("api-nan-output", nan_posterior, restore_with(), "the model produced NaN or infinite values (mu)"),
     ("api-wrong-task", None, lambda w: load_for_task(w / "models/sr-x2.safetensors", task="denoise"), "cannot do task"),
     ("api-image-bomb", bomb(png_bomb, "b.png", 12000), lambda w: read_image(w / "b.png"), "144.0 MP"),
     ("api-bad-pixel-limit", None, lambda w: read_image(w / "photo.png", max_pixels=0), "pixel limit"),
