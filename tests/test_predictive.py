@@ -63,6 +63,11 @@ def test_the_check_replicates_a_centre_crop_of_large_images_and_skips_too_small_
     with torch.no_grad():
         post = guide.posterior(y)
     assert replicated_residuals(guide, post, y, n=1).shape == (1, 1, 3, CHECK_SIDE, CHECK_SIDE // 2)
+    upscaler = tiny_guide("sr", 4)  # the crop counts restored pixels: CHECK_SIDE / 4 observed ones
+    y = image(height=CHECK_SIDE // 2, width=CHECK_SIDE // 8)
+    with torch.no_grad():
+        post = upscaler.posterior(y)
+    assert replicated_residuals(upscaler, post, y, n=1).shape == (1, 1, 3, CHECK_SIDE // 4, CHECK_SIDE // 8)
     sr = tiny_guide("sr", 2)
     small = image(height=5, width=7)
     with torch.no_grad():

@@ -77,18 +77,29 @@ def standardized_residuals(
     """r = (y − Hµ)/√β, B×C×h×w.
 
     y: B×C×h×w observation; mu: B×C×(h·s)×(w·s) restoration; beta: B×Cσ×h×w (Cσ = 1 or C)
-    variance estimate; kernel: B×K×K blur kernel (None: no blur). When µ is too small for the
-    reflect padding of the kernel it is replicate-padded on its bottom/right edges first and
-    Hµ cropped back to h×w.
+    variance estimate; kernel: B×K×K blur kernel (None: no blur). Hµ as `predicted_observation`.
     """
-    height, width = y.shape[-2:]
+    return (y - predicted_observation(mu, y.shape[-2:], kernel, scale, downsampler)) / beta.sqrt()
+
+
+def predicted_observation(
+    mu: torch.Tensor,
+    size: tuple[int, int],
+    kernel: torch.Tensor | None = None,
+    scale: int = 1,
+    downsampler: str = "direct",
+) -> torch.Tensor:
+    """Hµ = [(µ ∗ k)↓s] cropped to size = (h, w): B×C×h×w.
+
+    When µ is too small for the reflect padding of the kernel it is replicate-padded on its
+    bottom/right edges first.
+    """
     if kernel is not None:
         least = kernel.shape[-1] // 2 + 1
         pad_h, pad_w = max(0, least - mu.shape[-2]), max(0, least - mu.shape[-1])
         if pad_h or pad_w:
             mu = F.pad(mu, (0, pad_w, 0, pad_h), mode="replicate")
-    predicted = degrade(mu, kernel, scale, downsampler)[..., :height, :width]
-    return (y - predicted) / beta.sqrt()
+    return degrade(mu, kernel, scale, downsampler)[..., : size[0], : size[1]]
 
 
 def check_residuals(residuals: torch.Tensor, replicated: torch.Tensor | None = None) -> list[ModelCheck]:

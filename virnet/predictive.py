@@ -18,11 +18,11 @@ from pyro.infer import Predictive
 from generative.kernels import gaussian_kernel
 from generative.model import VIRNetModel
 from guides.guide import Posterior, VIRNetGuide
-from virnet.model_check import standardized_residuals
+from virnet.model_check import predicted_observation
 
 SITES = ("z", "sigma2", "lambda2", "rho", "y")
-CHECK_DRAWS = 4  # replicates behind the model check's reference statistics
-CHECK_SIDE = 256  # the check's replicates cover at most this centre crop (observed pixels)
+CHECK_DRAWS = 2  # replicates behind the model check's reference statistics
+CHECK_SIDE = 256  # the check's replicates cover at most this centre crop of the restored image
 
 
 def predictive_draws(guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
@@ -51,17 +51,17 @@ def predictive_draws(guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: in
 def replicated_residuals(
     guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: int = CHECK_DRAWS, side: int = CHECK_SIDE
 ) -> torch.Tensor | None:
-    """(y_rep − Hµ)/√β of n replicates on the centre crop of at most side×side observed pixels:
-    n×B×C×h'×w'. None when the image is too small for the model's blur (SR)."""
+    """(y_rep − Hµ)/√β of n replicates on the centre crop of at most side×side restored
+    (side/s × side/s observed) pixels: n×B×C×h'×w'. None when the image is too small for the
+    model's blur (SR)."""
     cfg = guide.model_config
-    post, y = _centre_crop(post, y, side, cfg.scale)
+    post, y = _centre_crop(post, y, max(1, side // cfg.scale), cfg.scale)
     if too_small_to_blur(guide, post.mu):
         return None
     draws = predictive_draws(guide, post, y, n)["y"]
     kernel = gaussian_kernel(post.eta, post.m, cfg.kernel_size) if cfg.has_kernel else None
-    return torch.stack(
-        [standardized_residuals(draw, post.mu, post.beta, kernel, cfg.scale, cfg.downsampler) for draw in draws]
-    )
+    predicted = predicted_observation(post.mu, y.shape[-2:], kernel, cfg.scale, cfg.downsampler)
+    return (draws - predicted) / post.beta.sqrt()
 
 
 def too_small_to_blur(guide: VIRNetGuide, mu: torch.Tensor) -> bool:
