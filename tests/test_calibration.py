@@ -1,6 +1,7 @@
 """`virnet bench calibration`: which laws it scores, read from the guide's and the model's own traces."""
 
 import argparse
+import json
 
 import pytest
 import torch
@@ -83,3 +84,18 @@ def test_a_zero_noise_level_is_one_error_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("virnet: error: --sigmas and --noises must be positive")
     assert not (tmp_path / "result.json").exists()
+
+
+@pytest.mark.gpu
+def test_calibration_on_cuda_scores_like_on_the_cpu(tmp_path):
+    models = [str(write_tiny_checkpoint(tmp_path, "denoise")), str(write_tiny_checkpoint(tmp_path, "sr", 4))]
+    results = {}
+    for device in ("cpu", "cuda"):
+        out = tmp_path / device
+        argv = ["--quick", "--device", device, "--out", str(out), "--sigmas", "25", "--noises", "2.55", "--model", *models]
+        assert calibration.main(argv) == 0
+        results[device] = {row["key"]: row for row in json.loads((out / "result.json").read_text())["rows"]}
+    assert results["cpu"].keys() == results["cuda"].keys()
+    for key, row in results["cpu"].items():
+        for column in ("cov50", "cov90", "cov95", "pit_mean"):
+            assert results["cuda"][key][column] == pytest.approx(row[column], abs=0.02), (key, column)

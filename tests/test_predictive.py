@@ -110,3 +110,11 @@ def test_posterior_predictive_refuses_bad_requests_with_one_line():
         posterior_predictive(image(height=8, width=8), 0, tiny_guide())
     with pytest.raises(VirnetError, match="too small"):
         posterior_predictive(image(height=4, width=4), 2, tiny_guide("sr", 2))
+
+
+@pytest.mark.gpu
+def test_replicates_on_cuda_stay_on_the_device():
+    guide = tiny_guide("sr", 2).cuda()
+    draws = posterior_predictive(image(height=12, width=12).cuda(), 2, guide, seed=0)
+    assert draws.y.device.type == "cuda" and draws.lambda2.device.type == "cuda"
+    assert restore(image(height=12, width=12).cuda(), guide).checks[0].expected_std is not None
