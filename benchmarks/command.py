@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from benchmarks import (
     ablation,
+    calibration,
     denoise_iid,
     denoise_niid,
     denoise_real,
@@ -17,7 +18,17 @@ from benchmarks import (
     sr,
 )
 
-PROTOCOLS = (denoise_niid, denoise_iid, denoise_real, sr, noise_estimation, kernel_estimation, profile, ablation)
+PROTOCOLS = (
+    denoise_niid,
+    denoise_iid,
+    denoise_real,
+    sr,
+    noise_estimation,
+    kernel_estimation,
+    calibration,
+    profile,
+    ablation,
+)
 BENCHMARKS = {module.NAME: module for module in PROTOCOLS}
 
 

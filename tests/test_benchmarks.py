@@ -1,6 +1,7 @@
 """`virnet bench NAME`: every protocol end to end in --quick mode, its report and its sanity values."""
 
 import argparse
+import itertools
 import json
 import math
 import shlex
@@ -12,7 +13,7 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from benchmarks import ablation, denoise_iid, denoise_niid, protocol
+from benchmarks import ablation, calibration, denoise_iid, denoise_niid, protocol
 from benchmarks.command import BENCHMARKS
 from benchmarks.metrics import lpips_or_none, psnr_rgb
 from benchmarks.quick_images import quick_images
@@ -30,6 +31,7 @@ FIGURES = {
     "sr": ("comparison.png", "psnr_vs_noise.png"),
     "noise-estimation": ("comparison.png", "sigma_vs_noise.png"),
     "kernel-estimation": ("kernels.png", "kernel_mse_vs_noise.png"),
+    "calibration": ("reliability.png", "pit_histograms.png"),
     "profile": (),
     "ablation": ("comparison.png", "ablation_factorization.png", "ablation_backbone.png"),
 }
@@ -51,6 +53,7 @@ def quick_arguments(name: str, weights) -> list[str]:
         "sr": ["--model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity", "ground-truth"],
         "noise-estimation": ["--model", denoiser, "--baselines", "skimage", "ground-truth"],
         "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "ground-truth"],
+        "calibration": ["--model", denoiser, upscaler],
         "profile": ["--model", denoiser],
         "ablation": [],
     }[name]
@@ -290,3 +293,39 @@ def test_bm3d_given_the_true_sigma_beats_the_noisy_input(tmp_path, weights):
     assert status == 0
     rows = rows_by_key(json.loads((out / "result.json").read_text()))
     assert rows["sigma50/bm3d"]["psnr"] > rows["sigma50/identity"]["psnr"] + 3
+
+
+def test_calibration_scores_every_pixel_image_and_kernel_with_consistent_columns(quick):
+    rows = rows_by_key(quick("calibration")[0])
+    pixels = 2 * 48 * 48
+    for method in calibration.SIGMA2_METHODS:
+        for setting in ("case1", "case2", "case3", "sigma15", "sigma25", "sigma50"):
+            assert rows[f"denoise/{setting}/sigma2-pixel/{method}"]["n"] == pixels
+        for setting in ("sigma15", "sigma25", "sigma50"):
+            assert rows[f"denoise/{setting}/sigma2-image/{method}"]["n"] == 2
+        assert f"denoise/case1/sigma2-image/{method}" not in rows  # one σ² per image only for i.i.d. noise
+        assert rows[f"denoise/all/sigma2-pixel/{method}"]["n"] == 6 * pixels
+        assert rows[f"x4/noise2.55/sigma2-image/{method}"]["n"] == 7 * 2  # 7 kernels × 2 images
+        assert rows[f"x4/aniso1/sigma2-pixel/{method}"]["n"] == 3 * 2 * 12 * 12  # 3 noises × 2 LR images of 12×12
+    for target in calibration.KERNEL_TARGETS:
+        for method in calibration.KERNEL_METHODS:
+            assert rows[f"x4/all/{target}/{method}"]["n"] == 42
+            assert rows[f"x4/iso0.4/{target}/{method}"]["n"] == 6
+    for row in rows.values():
+        assert 0 <= row["cov50"] <= row["cov90"] <= row["cov95"] <= 1
+        assert row["below90"] + row["cov90"] + row["above90"] == pytest.approx(1.0)
+        assert row["width90"] > 0 and 0 <= row["pit_mean"] <= 1
+
+
+def test_calibration_of_the_truth_based_laws_does_not_depend_on_the_awgn_level(quick):
+    """The same N(0, 1) draws scaled by σ: ξ, the residuals and the true σ² all scale by σ², so the
+    PIT of σ² under the prior and the oracle cannot change (it would if σ were scored for σ²)."""
+    rows = rows_by_key(quick("calibration")[0])
+    for method, target in itertools.product(("prior", "oracle"), ("sigma2-pixel", "sigma2-image")):
+        reference = rows[f"denoise/sigma15/{target}/{method}"]
+        for sigma in (25, 50):
+            row = rows[f"denoise/sigma{sigma}/{target}/{method}"]
+            for column in ("cov50", "cov90", "cov95", "width90"):
+                assert row[column] == pytest.approx(reference[column], rel=1e-4, abs=1e-9)
+    # ρ = 0 for the isotropic kernels, the centre of the (symmetric) training law of ρ.
+    assert rows["x4/iso0.4/rho/training-law"]["pit_mean"] == pytest.approx(0.5, abs=0.01)

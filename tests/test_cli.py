@@ -302,6 +302,16 @@ def test_sample_writes_the_draws_their_mean_and_std(run, photo, denoiser, tmp_pa
     assert std.shape == (24, 20, 3) and std.max() < 0.01
 
 
+def test_sample_says_the_z_draws_only_spread_by_eps0_and_why(run, photo, denoiser, tmp_path):
+    status, stdout, err = run("sample", photo, "-n", 8, "-o", tmp_path / "d", "--model", denoiser, "--seed", 0)
+    assert status == 0, err
+    line = next(line for line in stdout.splitlines() if "z draws" in line)
+    spread = float(line.split("per-pixel std ")[1].split("/255")[0])
+    assert spread == pytest.approx(255e-3 * (7 / 8) ** 0.5, rel=0.1)  # ε0 = 1e-3, std with divisor n of 8 draws
+    assert "ε0 = 0.255/255" in line and "fixed by the model" in line and "not error bars" in line
+    assert "σ² draws" in stdout
+
+
 def test_sample_refuses_zero_draws_and_folders(run, photo, denoiser, tmp_path):
     status, _, err = run("sample", photo, "-n", 0, "-o", tmp_path / "d", "--model", denoiser)
     assert_one_line_error(status, err, "positive")

@@ -1,8 +1,13 @@
 """The guide factorizes as Eq. 12, with the laws of Eqs. 13-15, under the model's site names."""
 
+import warnings
+
+import pyro
+import pyro.distributions as dist
 import pyro.poutine as poutine
 import pytest
 import torch
+from pyro.util import check_model_guide_match
 
 from generative.config import denoising_config, sr_config
 from generative.model import VIRNetModel
@@ -25,6 +30,46 @@ def test_guide_samples_every_latent_site_of_the_model_in_the_same_order_and_shap
     for name in latent:
         assert guide_trace.nodes[name]["value"].shape == model_trace.nodes[name]["value"].shape
         assert guide_trace.nodes[name]["fn"].has_rsample
+
+
+def model_and_guide_traces(config, guide):
+    y, x, xi, lambda_hat = synthetic_batch(config, size=24)
+    guide_trace = poutine.trace(guide).get_trace(y, x, xi, lambda_hat)
+    model_trace = poutine.trace(poutine.replay(VIRNetModel(config), trace=guide_trace)).get_trace(y, x, xi, lambda_hat)
+    return model_trace, guide_trace
+
+
+@pytest.mark.parametrize("config", [denoising_config(), sr_config(2), sr_config(3), sr_config(4)],
+                         ids=["denoise", "sr-x2", "sr-x3", "sr-x4"])
+def test_model_and_guide_pass_pyros_own_match_check(config):
+    """pyro.util.check_model_guide_match (validation is on in the tests): every latent site of the
+    model is in the guide and vice versa, same plates, same event dims and shapes; no warning."""
+    model_trace, guide_trace = model_and_guide_traces(config, VIRNetGuide(config, TINY_GUIDE))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_model_guide_match(model_trace, guide_trace, max_plate_nesting=1)
+
+
+class _GuideWithoutRho(VIRNetGuide):
+    def draw(self, post, y):
+        with poutine.block(hide=["rho"]):
+            super().draw(post, y)
+
+
+class _GuideWithAnExtraSite(VIRNetGuide):
+    def draw(self, post, y):
+        super().draw(post, y)
+        pyro.sample("sigma2_twin", dist.InverseGamma(torch.full_like(post.beta, 3.0), post.beta).to_event(4))
+
+
+def test_the_match_check_catches_a_guide_that_misses_or_adds_a_site():
+    config = sr_config(2)
+    model_trace, guide_trace = model_and_guide_traces(config, _GuideWithoutRho(config, TINY_GUIDE))
+    with pytest.warns(UserWarning, match="in model but not guide: {'rho'}"):
+        check_model_guide_match(model_trace, guide_trace, max_plate_nesting=1)
+    model_trace, guide_trace = model_and_guide_traces(config, _GuideWithAnExtraSite(config, TINY_GUIDE))
+    with pytest.warns(UserWarning, match="in guide but not model"):
+        check_model_guide_match(model_trace, guide_trace, max_plate_nesting=1)
 
 
 def test_posterior_shapes_for_super_resolution():

@@ -76,3 +76,17 @@ def test_summary_is_one_line_with_the_statistics():
 def test_fit_range_bounds_the_verdict(std):
     assert not ModelCheck(0.0, std, 0.0).fits
     assert ModelCheck(0.0, (FIT_RANGE[0] + FIT_RANGE[1]) / 2, 0.0).fits
+
+
+def test_replicates_set_the_expected_statistics_and_the_verdict_uses_their_ratio():
+    generator = torch.Generator().manual_seed(5)
+    observed = 1.3 * torch.randn(2, 3, 32, 32, generator=generator)
+    replicated = 1.2 * torch.randn(4, 2, 3, 16, 16, generator=generator)  # n×B×C×h'×w' (a crop)
+    checks = check_residuals(observed, replicated)
+    for check, draws in zip(checks, replicated.transpose(0, 1)):
+        assert check.expected_std == pytest.approx(draws.flatten(1).std(dim=1, correction=0).mean().item())
+        assert check.expected_outliers == pytest.approx((draws.abs() > 3).double().mean().item())
+        assert check.ratio == pytest.approx(1.3 / 1.2, rel=0.05)
+        assert check.fits  # 1.3 alone is outside FIT_RANGE, but the model predicts 1.2
+        assert f"std {check.std:.3f} (model: {check.expected_std:.3f})" in check.summary()
+    assert not check_residuals(observed)[0].fits

@@ -4,9 +4,15 @@
     result = restore(image)                       # C×H×W or B×C×H×W in [0, 1], or an ImageData
     result.image, result.sigma2_mode, result.checks[0].summary()
     draws = sample_posterior(image, n=16, model="my.safetensors")
+    replicates = posterior_predictive(image, n=8)  # y_rep ~ p(y | z, σ², Λ), (z, σ², Λ) ~ q(·|y)
 
 At test time y → SNet, KNet, RNet → (µ, β, Λ) (Sec. 4.3): µ is the restored image, β the
 noise variance map (the mode of q(σ²|y), Eq. 13), (η, m) the blur kernel (Eq. 14, SR only).
+
+What posterior draws carry: σ² and Λ have real spread (shapes α0 − 1 and κ0 − 1 fixed by the
+model, ρ's std r0), so their draws are error bars, whose calibration `virnet bench calibration`
+measures. Draws of z do not: q(z|y, σ², Λ) = N(µ, ε0²) has the fixed std ε0 (1e-3 for
+denoising, ≈ 0.26 grey levels), set by the model (Eqs. 3, 15), not by the image.
 
 Channels: the networks see `model_config.image_channels` channels (3 for every shipped
 model). A 1-channel (grayscale) input is replicated to 3 channels for the network, and every
@@ -35,14 +41,17 @@ from virnet.errors import VirnetError
 from virnet.image_io import ImageData
 from virnet.model_check import ModelCheck, check_residuals, standardized_residuals
 from virnet.models import default_model_name, load_model
+from virnet.predictive import predictive_draws, replicated_residuals, too_small_to_blur
 from virnet.tiled_posterior import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, tile_side, tiled_posterior
 
 __all__ = [
     "PosteriorSamples",
+    "PredictiveSamples",
     "Restoration",
     "load_for_task",
     "load_model",
     "memory_estimate",
+    "posterior_predictive",
     "restore",
     "sample_posterior",
 ]
@@ -59,6 +68,7 @@ ACTIVATIONS_PER_BUDGET = 1.35
 # Input values the networks accept: the [0, 1] scale with room for strong noise on either
 # side (σ = 75/255 noise stays within it); a 0-255 image is far outside.
 PIXEL_RANGE = (-2.0, 3.0)
+CHECK_SEED = 0  # the model check's replicates come from this private RNG stream: restore is deterministic
 Image = torch.Tensor | ImageData
 
 
@@ -87,7 +97,9 @@ class PosteriorSamples:
 
     z: n×B×C×H×W; sigma2: n×B×Cσ×h×w; lambda2: n×B×2 and rho: n×B (SR; None for denoising).
     z_mean, z_std, sigma2_mean, sigma2_std: per-pixel mean and standard deviation over the
-    draws (divisor n). Note q(z|y, σ², Λ) = N(µ, ε0²): z_std ≈ ε0 everywhere by construction.
+    draws (divisor n). Note q(z|y, σ², Λ) = N(µ, ε0²): z_std ≈ ε0 everywhere by construction,
+    whatever the image, so the z draws say nothing about restoration uncertainty; sigma2 (and
+    lambda2, rho) carry the model's uncertainty about the degradation.
     """
 
     z: torch.Tensor
@@ -96,6 +108,22 @@ class PosteriorSamples:
     z_std: torch.Tensor
     sigma2_mean: torch.Tensor
     sigma2_std: torch.Tensor
+    lambda2: torch.Tensor | None
+    rho: torch.Tensor | None
+
+
+@dataclass
+class PredictiveSamples:
+    """n posterior predictive draws; the leading dimension indexes the draws.
+
+    y: n×B×C×h×w replicated observations y_rep ~ p(y | z, σ², Λ) (Eq. 7, the model's own
+    likelihood), each from the joint draw (z, σ², Λ) ~ q(·|y) beside it: z: n×B×C×H×W,
+    sigma2: n×B×Cσ×h×w, lambda2: n×B×2 and rho: n×B (SR; None for denoising).
+    """
+
+    y: torch.Tensor
+    z: torch.Tensor
+    sigma2: torch.Tensor
     lambda2: torch.Tensor | None
     rho: torch.Tensor | None
 
@@ -134,13 +162,15 @@ def restore(
             kernel = gaussian_kernel(post.eta, post.m, cfg.kernel_size)  # Eq. 8: g(Λ)
             kernel_params = torch.cat([post.eta, post.m[:, None]], dim=1)
         residuals = standardized_residuals(y, post.mu, post.beta, kernel, cfg.scale, cfg.downsampler)
+        with _seeded(CHECK_SEED, y.device):
+            replicated = replicated_residuals(guide, post, y)
         return Restoration(
             image=_to_channels(post.mu, channels),
             sigma2_mode=_to_channels(post.beta, channels),
             sigma2_mean=_to_channels(post.sigma2_mean(cfg.alpha0), channels),
             kernel_params=kernel_params,
             kernel=kernel,
-            checks=tuple(check_residuals(residuals)),
+            checks=tuple(check_residuals(residuals, replicated)),
         )
 
 
@@ -161,6 +191,8 @@ def sample_posterior(
     The draws come from the very distributions that `VIRNetGuide.draw` builds (Eqs. 13-15),
     read from a Pyro trace of it, so the laws are never restated here. Arguments as in
     `restore`; seed: draw with a private torch RNG seeded so (the global RNG is untouched).
+    The σ² (and Λ) draws are the model's uncertainty about the degradation; the z draws only
+    scatter by the fixed ε0 around µ (see `PosteriorSamples`).
     """
     if not _is_int(n) or n < 1:
         raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
@@ -206,6 +238,50 @@ def memory_estimate(
     activations = ACTIVATIONS_PER_BUDGET * memory_budget * min(height, side) * min(width, side) / budget_side**2
     samples = 4 * draws * (cfg.image_channels * output_pixels + cfg.sigma_channels * height * width)
     return int(PROCESS_BYTES + IMAGE_BYTES_PER_PIXEL * output_pixels + activations + samples)
+
+
+def posterior_predictive(
+    image: Image,
+    n: int,
+    model: VIRNetGuide | str | Path | None = None,
+    task: str | None = None,
+    scale: int | None = None,
+    device: str | torch.device | None = None,
+    tile: int | None = None,
+    overlap: int = DEFAULT_OVERLAP,
+    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    seed: int | None = None,
+) -> PredictiveSamples:
+    """n replicated observations y_rep ~ p(y | z, σ², Λ) with (z, σ², Λ) ~ q(·|y).
+
+    Pyro `Predictive`: the guide's draws replayed into the model (virnet/predictive.py).
+    Arguments as in `sample_posterior`. A 1-channel input gives 1-channel replicates (the
+    first channel of the 3-channel replicate: a draw with the right noise level, where an
+    average of channels would not be). Raises VirnetError for an SR image too small for the
+    blur kernel.
+    """
+    if not _is_int(n) or n < 1:
+        raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
+    if seed is not None and not _is_int(seed):
+        raise VirnetError(f"the seed must be an integer or None, got {seed!r}")
+    _check_tiling_options(tile, overlap, memory_budget)
+    guide = load_for_task(model, task, scale, device, like=image)
+    y, channels = network_input(image, guide)
+    with _inference():
+        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        if too_small_to_blur(guide, post.mu):
+            side = guide.model_config.kernel_size
+            raise VirnetError(f"the image is too small to replicate through the model's {side}×{side} blur")
+        with _seeded(seed, y.device):
+            draws = predictive_draws(guide, post, y, n)
+    first = slice(0, 1) if channels == 1 else slice(None)
+    return PredictiveSamples(
+        y=draws["y"][:, :, first],
+        z=_to_channels(draws["z"], channels, dim=2),
+        sigma2=_to_channels(draws["sigma2"], channels, dim=2),
+        lambda2=draws.get("lambda2"),
+        rho=draws.get("rho"),
+    )
 
 
 def load_for_task(

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from virnet.api import Restoration, load_for_task, memory_estimate, restore, sample_posterior
+from virnet.api import PosteriorSamples, Restoration, load_for_task, memory_estimate, restore, sample_posterior
 from virnet.devices import resolve_device
 from virnet.errors import VirnetError
 from virnet.image_io import (
@@ -84,7 +84,10 @@ def add_sample_parser(subparsers) -> None:
         help="draw restorations from the posterior",
         description="Draw N samples of the clean image z and the noise variance σ² from the guide "
         "q(z, σ² | y). Writes <stem>_z000.<ext>..., <stem>_sigma000.tif... (σ = √σ², float32), "
-        "<stem>_mean.<ext> and <stem>_std.tif (per-pixel mean and std of z) into DIR.",
+        "<stem>_mean.<ext> and <stem>_std.tif (per-pixel mean and std of z) into DIR. "
+        "The σ² draws are the model's uncertainty about the noise; the z draws are not an "
+        "uncertainty of the restoration: q(z|y) = N(µ, ε0²) has the spread ε0 fixed by the model "
+        "(1e-3 for denoising, about a quarter of a grey level), whatever the image.",
     )
     parser.add_argument("input", metavar="IN", type=Path, help="one image file")
     parser.add_argument("-n", "--samples", type=int, required=True, metavar="N", help="number of draws")
@@ -193,6 +196,7 @@ def run_sample(args: argparse.Namespace) -> int:
         write_image(folder / mean, samples.z_mean[0], like=data, bit_depth=args.bit_depth)
         write_image(folder / std, samples.z_std[0], bit_depth=32)
     print(f"{source}: {args.samples} draws written to {args.output}")
+    print(_spread_report(samples, guide.model_config.eps0_sq))
     return 0
 
 
@@ -267,6 +271,17 @@ def _write_restoration(target: Path, data: ImageData, result: Restoration, args:
             stage(sidecar(target, "sigma"), sigma, bit_depth=32, overwrite=args.overwrite)
         if args.save_kernel:
             stage(sidecar(target, "kernel"), result.kernel[0][None], bit_depth=32, overwrite=args.overwrite)
+
+
+def _spread_report(samples: PosteriorSamples, eps0_sq: float) -> str:
+    """Two lines: the spread of the z draws with why it is what it is, and that of the σ² draws."""
+    z_std = samples.z_std.mean().item() * 255
+    sigma2_spread = (samples.sigma2_std / samples.sigma2_mean).mean().item()
+    return (
+        f"  z draws: per-pixel std {z_std:.3f}/255 on average (ε0 = {eps0_sq**0.5 * 255:.3f}/255): q(z|y) = N(µ, ε0²) "
+        "has a spread fixed by the model (Eqs. 3, 15), so z draws are not error bars of the restoration\n"
+        f"  σ² draws: per-pixel std/mean {sigma2_spread:.3f} on average: the model's uncertainty about the noise level"
+    )
 
 
 def _report(source: Path, target: Path, result: Restoration) -> str:
