@@ -14,7 +14,8 @@ image-like output (µ, draws of z, 3-channel σ² maps) is averaged back to 1 ch
 other mismatch is refused rather than silently mixed.
 
 Large images are processed in overlapping tiles (`virnet.tiled_posterior`); for SR the noise
-level and kernel are still estimated once per image.
+level and kernel are still estimated once per image. The networks run in channels_last memory
+format under torch.inference_mode, in float32 or bfloat16 (`precision`, `virnet.precision`).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from virnet.errors import VirnetError
 from virnet.image_io import ImageData
 from virnet.model_check import ModelCheck, check_residuals, standardized_residuals
 from virnet.models import default_model_name, load_model
-from virnet.tiled_posterior import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, tiled_posterior
+from virnet.tiled_posterior import DEFAULT_OVERLAP, tiled_posterior
 
 __all__ = ["PosteriorSamples", "Restoration", "load_for_task", "load_model", "restore", "sample_posterior"]
 
@@ -89,7 +90,9 @@ def restore(
     device: str | torch.device | None = None,
     tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
+    precision: str = "auto",
+    progress: bool = False,
 ) -> Restoration:
     """Restore `image` (C×H×W or B×C×H×W in [0, 1], or an ImageData) with the guide's posterior.
 
@@ -98,15 +101,17 @@ def restore(
     loaded guide to avoid reloading it per call. task/scale: None means the model's; when
     given they must match the model. device: where to run (default: the guide's device for a
     loaded guide, else the image's). tile: force this tile side (input pixels, rounded up to
-    what RNet needs); None derives it from `memory_budget` bytes. overlap: output pixels
-    shared by neighbouring tiles.
-    Raises VirnetError for a bad image, an unknown task or scale, or a model for another task.
+    what RNet needs); None derives it from `memory_budget` bytes (None: the device's default).
+    overlap: output pixels shared by neighbouring tiles. precision: "fp32", "bf16" or "auto"
+    (bf16 where the hardware has it). progress: a progress bar over the tiles on stderr.
+    Raises VirnetError for a bad image, an unknown task, scale or precision, or a model for
+    another task.
     """
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     cfg = guide.model_config
     with _inference():
-        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        post = tiled_posterior(guide, y, tile, overlap, memory_budget, precision, progress)
         kernel, kernel_params = None, None
         if cfg.has_kernel:
             kernel = gaussian_kernel(post.eta, post.m, cfg.kernel_size)  # Eq. 8: g(Λ)
@@ -131,8 +136,10 @@ def sample_posterior(
     device: str | torch.device | None = None,
     tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     seed: int | None = None,
+    precision: str = "auto",
+    progress: bool = False,
 ) -> PosteriorSamples:
     """n draws of z and σ² (and Λ for SR) from the guide q(·|y), with per-pixel mean and std.
 
@@ -145,7 +152,7 @@ def sample_posterior(
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     with _inference():
-        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        post = tiled_posterior(guide, y, tile, overlap, memory_budget, precision, progress)
         with _seeded(seed, y.device):
             trace = poutine.trace(guide.draw).get_trace(post, y)
             draws = {name: trace.nodes[name]["fn"].sample((n,)) for name in SAMPLE_SITES if name in trace.nodes}

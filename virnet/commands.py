@@ -1,7 +1,9 @@
 """`virnet restore` and `virnet sample`: the command-line face of `virnet.api`.
 
 Each command registers through an ``add_parser(subparsers)`` function whose parser sets
-``run`` to a function of the parsed arguments returning the exit status.
+``run`` to a function of the parsed arguments returning the exit status. Only the standard
+library is imported at the top, so that `virnet --help` and usage errors need no torch; the
+commands import what they use when they run.
 """
 
 from __future__ import annotations
@@ -9,15 +11,16 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from tqdm import tqdm
-
-from virnet.api import Restoration, load_for_task, restore, sample_posterior
 from virnet.errors import VirnetError
-from virnet.image_io import ImageData, list_images, read_image, write_image
-from virnet.outputs import check_writable, plan_restore_outputs, sidecar
-from virnet.tiled_posterior import tile_side
+from virnet.precision import PRECISIONS
+
+if TYPE_CHECKING:
+    import torch
+
+    from virnet.api import Restoration
+    from virnet.image_io import ImageData
 
 EXIT_FAILED = 2
 
@@ -65,18 +68,29 @@ def add_sample_parser(subparsers) -> None:
 
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """--model, --device, --tile and --overwrite, shared by the commands that restore."""
+    """--model, --device, --tile, --precision and --overwrite, shared by the commands that restore."""
     parser.add_argument(
         "--model", metavar="NAME|PATH", help="embedded model name or .safetensors file (default: the task's default)"
     )
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda when available)")
     parser.add_argument(
-        "--tile", type=int, metavar="N", help="tile side in input pixels (default: from a 2 GiB memory budget)"
+        "--tile", type=int, metavar="N", help="tile side in input pixels (default: from a memory budget, 1 GiB on CPU)"
+    )
+    parser.add_argument(
+        "--precision", choices=PRECISIONS, default="auto",
+        help="arithmetic of the networks; auto: bf16 where the hardware computes it natively, else fp32",
     )
     parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
 def run_restore(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from virnet.api import load_for_task, restore
+    from virnet.image_io import read_image
+    from virnet.outputs import check_writable, plan_restore_outputs
+    from virnet.tiled_posterior import tile_side
+
     pairs = plan_restore_outputs(args.inputs, args.output)
     task = args.task or ("sr" if args.scale else None)
     guide = load_for_task(args.model, task, args.scale, resolve_device(args.device))
@@ -88,7 +102,7 @@ def run_restore(args: argparse.Namespace) -> int:
     for source, target in tqdm(pairs, desc="restoring", unit="image", disable=None, file=sys.stderr):
         try:
             data = read_image(source)
-            result = restore(data, guide, tile=args.tile)
+            result = restore(data, guide, tile=args.tile, precision=args.precision, progress=True)
             target.parent.mkdir(parents=True, exist_ok=True)
             _write_restoration(target, data, result, args)
         except (VirnetError, ValueError, OSError) as error:
@@ -100,6 +114,13 @@ def run_restore(args: argparse.Namespace) -> int:
 
 
 def run_sample(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from virnet.api import load_for_task, sample_posterior
+    from virnet.image_io import list_images, read_image, write_image
+    from virnet.outputs import check_writable
+    from virnet.tiled_posterior import tile_side
+
     if args.input.is_dir():
         raise VirnetError(f"virnet sample takes one image file, got a folder: {args.input}")
     (source,) = list_images([args.input])
@@ -116,7 +137,9 @@ def run_sample(args: argparse.Namespace) -> int:
     guide = load_for_task(args.model, task, args.scale, resolve_device(args.device))
     tile_side(guide, args.tile)  # validates --tile before any work
     data = read_image(source)
-    samples = sample_posterior(data, args.samples, guide, tile=args.tile, seed=args.seed)
+    samples = sample_posterior(
+        data, args.samples, guide, tile=args.tile, seed=args.seed, precision=args.precision, progress=True
+    )
     args.output.mkdir(parents=True, exist_ok=True)
     for i in tqdm(range(args.samples), desc="writing draws", unit="draw", disable=None, file=sys.stderr):
         write_image(draws[i], samples.z[i, 0], like=data, overwrite=args.overwrite)
@@ -129,6 +152,8 @@ def run_sample(args: argparse.Namespace) -> int:
 
 def resolve_device(name: str) -> torch.device:
     """"auto" -> cuda when available, else cpu; otherwise the named device, which must exist."""
+    import torch
+
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -149,6 +174,8 @@ def error_line(error: BaseException | str) -> str:
 
 
 def _restore_targets(output: Path, args: argparse.Namespace) -> list[Path]:
+    from virnet.outputs import sidecar
+
     targets = [output]
     if args.save_sigma:
         targets.append(sidecar(output, "sigma"))
@@ -158,6 +185,9 @@ def _restore_targets(output: Path, args: argparse.Namespace) -> list[Path]:
 
 
 def _write_restoration(target: Path, data: ImageData, result: Restoration, args: argparse.Namespace) -> None:
+    from virnet.image_io import write_image
+    from virnet.outputs import sidecar
+
     write_image(target, result.image[0], like=data, overwrite=args.overwrite)
     if args.save_sigma:
         sigma = result.sigma2_mode[0].sqrt()
