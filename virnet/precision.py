@@ -62,7 +62,9 @@ def autocast(precision: str, device: torch.device) -> contextlib.AbstractContext
     """bfloat16 autocast on `device` for a resolved "bf16", nothing for "fp32"."""
     import torch
 
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    if precision != "bf16":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
 
 
 def _onednn_bf16() -> bool:

@@ -28,7 +28,7 @@ from generative.config import ModelConfig
 from guides.guide import Degradation, GuideConfig, Posterior, VIRNetGuide
 from virnet.errors import VirnetError
 from virnet.precision import autocast, resolve_precision
-from virnet.tiling import peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
+from virnet.tiling import peak_bytes_per_pixel, tile_size_for_budget, tile_starts, tiled_apply
 
 DEFAULT_OVERLAP = 32  # output pixels shared by neighbouring tiles
 CPU_MEMORY_BUDGET = 2**30  # bytes of activations per tile on the CPU
@@ -61,11 +61,10 @@ def tiled_posterior(
     cfg = guide.model_config
     s = cfg.scale
     side = tile_side(guide, tile, memory_budget)
-    overlap_in = min(math.ceil(overlap / s), 3 * side // 4)  # a small forced tile still advances
     layout = torch.channels_last if channels_last else torch.contiguous_format
     bar = functools.partial(tqdm, desc="tiles", unit="tile", leave=False, file=sys.stderr, disable=None)
     tiling = dict(
-        tile=side, overlap=overlap_in, multiple=guide.padding_multiple, memory_format=layout,
+        tile=side, overlap=_input_overlap(overlap, s, side), multiple=guide.padding_multiple, memory_format=layout,
         progress=bar if progress else None,
     )
     with _memory_format(guide, layout), autocast(resolve_precision(precision, y.device), y.device):
@@ -100,6 +99,16 @@ def tile_side(guide: VIRNetGuide, tile: int | None = None, memory_budget: int | 
     return math.ceil(tile / multiple) * multiple
 
 
+def tile_count(
+    guide: VIRNetGuide, height: int, width: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+    memory_budget: int | None = None,
+) -> int:
+    """How many tiles `tiled_posterior` cuts an input of height×width pixels into."""
+    side = tile_side(guide, tile, memory_budget)
+    inner = _input_overlap(overlap, guide.model_config.scale, side)
+    return len(tile_starts(height, side, inner)) * len(tile_starts(width, side, inner))
+
+
 def bytes_per_pixel(guide: VIRNetGuide) -> float:
     """Estimated peak memory of `guide.posterior` per input pixel: the tensor bytes traced on
     the meta device (in channels_last) times KERNEL_MEMORY_FACTOR."""
@@ -124,6 +133,11 @@ def default_memory_budget(device: torch.device) -> int:
         free, _ = torch.cuda.mem_get_info(device)
         return max(CPU_MEMORY_BUDGET, int(CUDA_MEMORY_FRACTION * free))
     return CPU_MEMORY_BUDGET
+
+
+def _input_overlap(overlap: int, scale: int, side: int) -> int:
+    """Output overlap in input pixels, at most 3/4 of a tile so that a small forced tile still advances."""
+    return min(math.ceil(overlap / scale), 3 * side // 4)
 
 
 def _posterior_maps(guide: VIRNetGuide, y: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -78,8 +78,8 @@ def tiled_apply(
             if isinstance(returned, dict):
                 return {key: value.clone(memory_format=torch.contiguous_format) for key, value in returned.items()}
             return returned.clone(memory_format=torch.contiguous_format)
-    rows = _tile_starts(height, tile, overlap)
-    cols = _tile_starts(width, tile, overlap)
+    rows = tile_starts(height, tile, overlap)
+    cols = tile_starts(width, tile, overlap)
     tile_h, tile_w = min(tile, height), min(tile, width)
     padded = _padded_size(tile_h, tile_w, multiple)
     source = torch.empty_like(image[..., :tile_h, :tile_w], memory_format=memory_format)
@@ -181,7 +181,7 @@ def _check_tiling(tile: int, overlap: int, multiple: int) -> None:
         raise ValueError(f"tile ({tile}) must be a multiple of {multiple}")
 
 
-def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Evenly spread start offsets of tiles of size `tile` covering [0, length), gaps ≤ tile − overlap."""
     if length <= tile:
         return [0]
