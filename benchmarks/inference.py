@@ -7,8 +7,8 @@ restore, and seconds per training step (Tables 3-5 "runtime", at the hardware's 
         [--bf16-quality] [--compile] [--tile N] [--threads N] [--json PATH]
 
 Floor: the rate of one 3×3 convolution in channels_last, fp32 and bf16 (benchmarks/floor.py),
-measured before and after each model (the better of the two counts, so a busy machine
-lowers the fraction rather than raising it). Models: the embedded defaults (or --model) and
+measured before and after each model on as many FLOPs as the model's restore (the better of
+the two counts, so a busy machine lowers the fraction rather than raising it). Models: the embedded defaults (or --model) and
 the paper-size networks with random weights; --size is the output size W×H (SR models read
 (W/s)×(H/s)). Each timed call is the whole `virnet.api.restore` (tiling, kernel image and
 model check included), best of --repeats after a warm-up at the same size, in each
@@ -167,7 +167,7 @@ def model_candidates(
 
 def measure_rates(device: torch.device) -> dict:
     """The reference convolution's GFLOP/s in fp32 and bf16 (channels_last)."""
-    return {"fp32": floor.conv_rate(device, torch.float32), "bf16": floor.conv_rate(device, torch.bfloat16, repeats=2)}
+    return {"fp32": floor.conv_rate(device, torch.float32), "bf16": floor.conv_rate(device, torch.bfloat16)}
 
 
 def measure_model(label: str, guide: VIRNetGuide, height: int, width: int, args, precisions: list[str]) -> dict:
@@ -186,11 +186,12 @@ def measure_model(label: str, guide: VIRNetGuide, height: int, width: int, args,
         "estimated_bytes_per_pixel": bytes_per_pixel(guide),
     }
     for precision in precisions:
-        rate_before = floor.conv_rate(device, _DTYPES[precision])
+        # As many reference FLOPs as the restore does, timed before and after it.
+        rate_before = floor.conv_rate(device, _DTYPES[precision], args.repeats, flops)
         with peak_memory(device) as peak:
             seconds = floor.best_seconds(lambda: restore(image, guide, tile=args.tile, precision=precision),
                                          args.repeats, device)
-        rate = max(rate_before, floor.conv_rate(device, _DTYPES[precision]))
+        rate = max(rate_before, floor.conv_rate(device, _DTYPES[precision], args.repeats, flops))
         row[precision] = {"seconds": seconds, "conv_gflops": rate, "floor_fraction": floor.floor_fraction(flops, rate, seconds),
                           "peak_bytes": peak["bytes"], "peak_method": peak["method"]}
     if args.nchw:

@@ -298,3 +298,15 @@ def test_restoring_on_cuda_keeps_the_device():
     result = restore(image().cuda(), guide)
     assert result.image.device.type == "cuda"
     assert torch.allclose(result.image.cpu(), restore(image(), tiny_guide()).image, atol=1e-4)
+
+
+@pytest.mark.gpu
+def test_a_weights_file_loads_straight_onto_cuda_and_restores_there(tmp_path):
+    path = write_tiny_checkpoint(tmp_path, "sr", 2)
+    guide = load_model(path, "cuda")
+    assert all(p.device.type == "cuda" for p in guide.parameters())
+    y = image(height=40, width=40)
+    on_gpu = restore(y.cuda(), guide, tile=16, precision="fp32")
+    on_cpu = restore(y, load_model(path), tile=16)
+    assert on_gpu.image.device.type == "cuda" and on_gpu.kernel.device.type == "cuda"
+    assert torch.allclose(on_gpu.image.cpu(), on_cpu.image, atol=1e-4)
