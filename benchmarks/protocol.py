@@ -38,7 +38,8 @@ from generative.operators import upsample_nearest
 from guides.guide import VIRNetGuide
 from training.data import find_images, holdout_split, read_image
 from virnet.api import load_for_task, restore
-from virnet.commands import error_line, resolve_device
+from virnet.commands import error_line
+from virnet.devices import resolve_device
 from virnet.models import default_model_name
 
 DEFAULT_SEED = 1000

@@ -8,6 +8,7 @@ samples its sites in the model's order under the same plate and per-pixel scale.
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import pyro
@@ -52,6 +53,16 @@ class GuideConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass
+class Degradation:
+    """The first stage's estimate (Eqs. 13-14): beta: B×Cσ×h×w mode of q(σ²|y); eta: B×2
+    scales of q(λ²|y) and m: B mean of q(ρ|y) (SR only, else None)."""
+
+    beta: torch.Tensor
+    eta: torch.Tensor | None = None
+    m: torch.Tensor | None = None
 
 
 @dataclass
@@ -115,22 +126,35 @@ class VIRNetGuide(nn.Module):
         cond = torch.cat(maps, dim=1)
         return cond.detach() if self.guide_config.detach_degradation else cond
 
-    def posterior(self, y: torch.Tensor) -> Posterior:
-        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
-        beta = self.snet(y).float()  # float32 even under mixed-precision autocast
-        eta, m = [t.float() for t in self.knet(y)] if self.knet is not None else (None, None)
-        return Posterior(mu=self.restoration_mean(y, beta, eta, m), beta=beta, eta=eta, m=m)
+    @property
+    def padding_multiple(self) -> int:
+        """Sides of y (pixels) that are multiples of this reach RNet, after the ×s upsampling,
+        as multiples of 2^(scales − 1), so RNet pads nothing."""
+        return self.rnet.multiple // math.gcd(self.rnet.multiple, self.model_config.scale)
 
-    def restoration_mean(
-        self, y: torch.Tensor, beta: torch.Tensor, eta: torch.Tensor | None = None, m: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def degradation(self, y: torch.Tensor) -> Degradation:
+        """y: B×C×h×w -> β (SNet, Eq. 13) and, for SR, (η, m) (KNet, Eq. 14); float32 even
+        under mixed-precision autocast."""
+        beta = self.snet(y).float()
+        if self.knet is None:
+            return Degradation(beta=beta)
+        eta, m = self.knet(y)
+        return Degradation(beta=beta, eta=eta.float(), m=m.float())
+
+    def restoration_mean(self, y: torch.Tensor, degradation: Degradation) -> torch.Tensor:
         """µ of q(z | y, σ², Λ) (Eq. 15): RNet on y given a degradation estimate.
 
-        y: B×C×h×w; beta: B×Cσ×h×w; eta: B×2 and m: B for SR -> µ: B×C×(h·s)×(w·s).
+        y: B×C×h×w; degradation: β at B×Cσ×h×w (and η, m for SR) -> µ: B×C×(h·s)×(w·s).
         """
         upsampled = upsample_nearest(y, self.model_config.scale)
-        cond = self._conditioning_maps(beta, eta, m, upsampled.shape[-2:])
+        cond = self._conditioning_maps(degradation.beta, degradation.eta, degradation.m, upsampled.shape[-2:])
         return self.rnet(upsampled, cond).float()
+
+    def posterior(self, y: torch.Tensor) -> Posterior:
+        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
+        estimate = self.degradation(y)
+        mu = self.restoration_mean(y, estimate)
+        return Posterior(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
 
     def draw(self, post: Posterior, y: torch.Tensor) -> None:
         """The guide's sample sites for parameters ``post`` of a batch y (B×C×h×w).

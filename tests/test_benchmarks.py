@@ -199,7 +199,7 @@ def test_ablation_reports_every_variant_with_its_spread_and_shares_identical_run
 def test_recorded_command_line_reproduces_the_arguments(quick):
     command = quick("sr")[0]["command"]
     words = shlex.split(command)[1:]
-    args = cli.build_parser().parse_args(words)
+    args = cli.build_parser(words[0]).parse_args(words)
     assert args.scales == [2, 4] and args.baselines == ["bicubic", "identity", "ground-truth"]
     assert args.quick and args.seed == 1000 and args.noises == [0.1, 2.55, 7.65]
 

@@ -1,5 +1,7 @@
 """The `virnet` command line: restore, sample and demo, and one-line errors for bad input."""
 
+import subprocess
+import sys
 import warnings
 
 import imageio.v3 as iio
@@ -278,6 +280,29 @@ def test_usage_errors_and_help(run):
     assert_one_line_error(status, err, "invalid choice")
     status, stdout, _ = run("restore", "--help")
     assert status == 0 and "--save-sigma" in stdout
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["restore", "--help"], ["restore", "x.png"], ["sample"], ["frobnicate"]])
+def test_help_and_usage_errors_do_not_import_torch(argv):
+    """What makes `virnet --help` take seconds is importing torch (and pyro); these must not."""
+    probe = f"import sys; from virnet.cli import main; main({argv!r}); print(sorted({{'torch', 'pyro'}} & set(sys.modules)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
+
+
+def test_every_command_is_listed_with_the_help_its_registrar_gives():
+    for name, (summary, _) in cli.COMMANDS.items():
+        parser = cli.build_parser(name)
+        listed = " ".join(parser.format_help().split())
+        assert f"{name} {summary}" in listed, name
+
+
+def test_precision_option_is_checked_before_any_work(run, photo, denoiser, tmp_path):
+    status, _, err = run("restore", photo, "-o", tmp_path / "out.png", "--model", denoiser, "--precision", "fp16")
+    assert_one_line_error(status, err, "invalid choice")
+    assert not (tmp_path / "out.png").exists()
+    status, _, err = run("restore", photo, "-o", tmp_path / "out.png", "--model", denoiser, "--precision", "fp32")
+    assert status == 0, err
 
 
 # Sampling and demo

@@ -121,3 +121,25 @@ def test_paper_size_networks_match_the_published_parameter_counts():
     sr = VIRNetGuide(sr_config(4), paper_guide_config("sr"))
     assert 10.0e6 < count(denoiser) < 11.0e6  # paper: 10.5M
     assert 5.5e6 < count(sr) < 6.0e6  # paper: 5.72M
+
+
+@pytest.mark.parametrize("config", [denoising_config(), sr_config(2)], ids=["denoise", "sr-x2"])
+def test_the_posterior_is_the_degradation_stage_then_the_restoration_stage(config):
+    guide = VIRNetGuide(config, TINY_GUIDE)
+    y = torch.rand(2, 3, 8, 12, generator=torch.Generator().manual_seed(0))
+    estimate = guide.degradation(y)
+    post = guide.posterior(y)
+    assert torch.equal(estimate.beta, post.beta)
+    assert (estimate.eta is None) == (not config.has_kernel)
+    if config.has_kernel:
+        assert torch.equal(estimate.eta, post.eta) and torch.equal(estimate.m, post.m)
+    assert torch.equal(guide.restoration_mean(y, estimate), post.mu)
+
+
+@pytest.mark.parametrize("widths, scale, multiple", [((8, 16), 1, 2), ((8, 16, 32), 1, 4), ((8, 16, 32), 2, 2),
+                                                     ((8, 16, 32), 4, 1), ((8, 16, 32), 3, 4)])
+def test_the_padding_multiple_makes_rnet_pad_nothing(widths, scale, multiple):
+    config = denoising_config() if scale == 1 else sr_config(scale)
+    guide = VIRNetGuide(config, GuideConfig(snet_depth=2, knet_features=4, knet_blocks=1, rnet_widths=widths, rnet_blocks=1))
+    assert guide.padding_multiple == multiple
+    assert (multiple * scale) % guide.rnet.multiple == 0

@@ -1,5 +1,7 @@
-"""benchmarks/inference.py: seconds per image and peak memory, smoke-run on tiny checkpoints."""
+"""benchmarks/inference.py: speed against the convolution floor, memory, the large restore and
+training steps, smoke-run on tiny checkpoints."""
 
+import json
 import re
 
 import pytest
@@ -10,23 +12,60 @@ from tests.checkpoints import write_tiny_checkpoint
 from virnet import models
 
 
-def test_runs_on_tiny_checkpoints_and_prints_one_row_per_model(tmp_path, capsys):
+def test_runs_on_tiny_checkpoints_and_reports_every_section(tmp_path, capsys):
     denoiser = write_tiny_checkpoint(tmp_path, "denoise")
     upscaler = write_tiny_checkpoint(tmp_path, "sr", 2)
-    argv = ["--size", "64x64", "--repeats", "1", "--model", str(denoiser), "--model", str(upscaler), "--paper", "none"]
+    report = tmp_path / "report.json"
+    argv = ["--size", "64x64", "--repeats", "1", "--model", str(denoiser), "--model", str(upscaler), "--paper", "none",
+            "--large", "96x80", "--tile", "64", "--train", "none", "--nchw", "--json", str(report)]
     assert inference.main(argv) == 0
-    rows = [line for line in capsys.readouterr().out.splitlines() if "s/image" in line]
-    assert len(rows) == 2
-    assert rows[0].startswith(str(denoiser)) and "input 64x64" in rows[0]
-    assert rows[1].startswith(str(upscaler)) and "input 32x32" in rows[1]
-    for row in rows:
-        seconds, mib = re.search(r"([\d.]+) s/image, peak memory ([\d.]+) MiB", row).groups()
-        assert float(seconds) > 0 and float(mib) >= 0
+    out = capsys.readouterr().out
+    assert re.search(r"floor: 3×3 conv 64→64 channels_last: fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", out)
+    rows = re.findall(r"fp32 ([\d.]+) s/image = (\d+) % of the floor \(([\d.]+) GFLOP/s\), peak (-?[\d.]+) MiB", out)
+    assert len(rows) == 2 and all(float(seconds) > 0 and float(rate) > 0 for seconds, _, rate, _ in rows)
+    assert "input 64x64" in out and "input 32x32" in out and "posterior NCHW" in out
+    result = json.loads(report.read_text())
+    large = result["large"]
+    assert large["label"] == str(denoiser) and large["input_size"] == [80, 96]
+    assert large["tiles"] == 2 * 2 and large["ratio_to_tile_sum"] > 0
+    assert re.search(r"large restore .* = [\d.]+ × \(4 × [\d.]+ s one tile\)", out)
+    assert [line.startswith("target ") for line in result["targets"]] == [True] * 3
+    for row in result["models"]:
+        assert row["fp32"]["floor_fraction"] == pytest.approx(
+            row["gflops"] / row["fp32"]["conv_gflops"] / row["fp32"]["seconds"])
+
+
+def test_training_rows_time_both_layouts(tmp_path, capsys, monkeypatch):
+    calls = []
+
+    def fake_step_seconds(config, device, channels_last, steps):
+        calls.append((config.name, channels_last, steps))
+        return (0.5 if channels_last else 1.0), [1.0]
+
+    monkeypatch.setattr(inference.train_speed, "step_seconds", fake_step_seconds)
+    row = inference.measure_training("sr-x2-cpu", torch.device("cpu"), 2)
+    assert row["channels_last_speedup"] == 2.0 and row["batch"] == 8
+    assert sorted(set(calls)) == [("sr-x2-cpu", False, 2), ("sr-x2-cpu", True, 2)] and len(calls) == 4
+    assert inference.training_presets(None, torch.device("cpu")) == [
+        "denoise-niid-cpu", "denoise-real-cpu", "sr-x2-cpu", "sr-x3-cpu", "sr-x4-cpu"]
+    assert inference.training_presets(["none"], torch.device("cpu")) == []
+
+
+def test_targets_are_judged_against_the_issue_figures():
+    report = {
+        "models": [{"label": "denoise", "random_init": False, "fp32": {"floor_fraction": 0.6}},
+                   {"label": "paper denoise (random init)", "random_init": True, "fp32": {"floor_fraction": 0.7}}],
+        "large": {"label": "denoise", "ratio_to_tile_sum": 1.1, "peak_bytes": 3 * 2**30},
+    }
+    lines = inference.check_targets(report)
+    assert [line.endswith("met") for line in lines] == [True, False, True, False]
+    assert "0.70 ≥ 0.75" in lines[1] and "3.00 ≤ 2.00" in lines[3]
 
 
 def test_says_when_no_default_weights_are_shipped(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(models, "EMBEDDED_DIR", tmp_path / "none")
-    assert inference.main(["--size", "64x64", "--repeats", "1", "--paper", "none"]) == 0
+    argv = ["--size", "64x64", "--repeats", "1", "--paper", "none", "--large", "none", "--train", "none"]
+    assert inference.main(argv) == 0
     assert "no default weights are shipped yet" in capsys.readouterr().out
 
 

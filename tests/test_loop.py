@@ -176,3 +176,15 @@ def test_two_process_ddp_gradients_equal_one_process_on_the_combined_batch(tmp_p
     ddp = load_file(out)
     for name, parameter in guide.named_parameters():
         assert torch.allclose(ddp[name], parameter.grad, rtol=1e-4, atol=1e-7), name
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("amp", [False, True], ids=["fp32", "bf16"])
+def test_training_on_cuda_lowers_the_loss_and_exports_weights(photos, tmp_path, amp):
+    config = load_config("sr-x2-cpu", TINY + ["optim.steps=40", "run.checkpoint_every=20", f"optim.amp={str(amp).lower()}"])
+    result = train(config, photos, tmp_path, device="cuda", progress=False)
+    losses = [float(r["loss"]) for r in read_log(tmp_path)]
+    assert all(np.isfinite(losses))
+    assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:10])
+    state, _ = load_weights(result.weights)
+    assert all(t.device.type == "cpu" for t in state.values())  # weights are saved device-free

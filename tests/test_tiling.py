@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from virnet.tiling import tile_size_for_budget, tiled_apply
+from virnet.tiling import peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
 
 
 def box_blur(x):
@@ -89,7 +89,7 @@ def test_blending_hides_seams_between_disagreeing_tiles():
     assert steps.max() < 0.15
 
 
-def test_image_that_fits_one_tile_is_passed_through_untouched():
+def test_image_that_fits_one_tile_goes_through_whole():
     image = torch.rand(1, 3, 40, 56, generator=torch.Generator().manual_seed(2))
     calls = []
     out = tiled_apply(recording(box_blur, calls), image, tile=64, overlap=16, multiple=8)
@@ -151,3 +151,45 @@ def test_outputs_stay_on_the_input_device():
     out = tiled_apply(box_blur, image, tile=64, overlap=16)
     assert out.device == image.device
     assert (out - box_blur(image)).abs().max() < 1 / 255
+
+
+def test_progress_wraps_the_list_of_every_tile(image):
+    seen = []
+
+    def progress(tiles):
+        seen.extend(tiles)
+        return tiles
+
+    tiled_apply(lambda x: x, image, tile=128, overlap=16, progress=progress)
+    assert seen == [(i, j) for i in range(3) for j in range(5)]
+
+
+@pytest.mark.parametrize("side", [40, 300])  # one tile, many tiles
+def test_fn_runs_in_inference_mode_on_tiles_in_the_asked_memory_format(side):
+    image = torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(3))
+    seen = []
+
+    def fn(x):
+        seen.append((torch.is_inference_mode_enabled(), x.is_contiguous(memory_format=torch.channels_last)))
+        return x * 2
+
+    out = tiled_apply(fn, image, tile=128, overlap=16, memory_format=torch.channels_last)
+    assert seen and all(flags == (True, True) for flags in seen)
+    assert (out - 2 * image).abs().max() < 1e-5
+    assert not out.is_inference() and out.is_contiguous()
+    out.clamp_(0, 1)  # an ordinary tensor: callers may change it in place
+
+
+def test_peak_bytes_per_pixel_counts_the_tensors_alive_at_once():
+    tile = torch.empty(2, 3, 10, 10, device="meta")  # 600 float32 values: 2400 bytes, 24 per pixel
+
+    def two_alive(x):
+        return (x * 2) + 1  # x * 2 lives while + 1 is computed
+
+    def one_alive(x):
+        doubled = x * 2
+        del doubled
+        return x * 3
+
+    assert peak_bytes_per_pixel(two_alive, tile) == 48
+    assert peak_bytes_per_pixel(one_alive, tile) == 24

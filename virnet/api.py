@@ -20,7 +20,8 @@ image-like output (µ, draws of z, 3-channel σ² maps) is averaged back to 1 ch
 other mismatch is refused rather than silently mixed.
 
 Large images are processed in overlapping tiles (`virnet.tiled_posterior`); for SR the noise
-level and kernel are still estimated once per image.
+level and kernel are still estimated once per image. The networks run in channels_last memory
+format under torch.inference_mode, in float32 or bfloat16 (`precision`, `virnet.precision`).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from virnet.image_io import ImageData
 from virnet.model_check import ModelCheck, check_residuals, standardized_residuals
 from virnet.models import default_model_name, load_model
 from virnet.predictive import predictive_draws, replicated_residuals, too_small_to_blur
-from virnet.tiled_posterior import DEFAULT_MEMORY_BUDGET, DEFAULT_OVERLAP, tile_side, tiled_posterior
+from virnet.tiled_posterior import DEFAULT_OVERLAP, default_memory_budget, tile_side, tiled_posterior
 
 __all__ = [
     "PosteriorSamples",
@@ -136,7 +137,9 @@ def restore(
     device: str | torch.device | None = None,
     tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
+    precision: str = "auto",
+    progress: bool = False,
 ) -> Restoration:
     """Restore `image` (C×H×W or B×C×H×W in [0, 1], or an ImageData) with the guide's posterior.
 
@@ -145,18 +148,19 @@ def restore(
     loaded guide to avoid reloading it per call. task/scale: None means the model's; when
     given they must match the model. device: where to run (default: the guide's device for a
     loaded guide, else the image's). tile: force this tile side (input pixels, rounded up to
-    what RNet needs); None derives it from `memory_budget` bytes. overlap: output pixels
-    shared by neighbouring tiles.
+    what RNet needs); None derives it from `memory_budget` bytes (None: the device's default).
+    overlap: output pixels shared by neighbouring tiles. precision: "fp32", "bf16" or "auto"
+    (bf16 where the hardware has it). progress: a progress bar over the tiles on stderr.
     Raises VirnetError (one line) for a bad image (wrong shape or type, NaN, values far from
-    the [0, 1] scale), an unknown task, scale or device, a model for another task, bad tiling
-    options, or a model whose output is not finite.
+    the [0, 1] scale), an unknown task, scale, precision or device, a model for another task,
+    bad tiling options, or a model whose output is not finite.
     """
     _check_tiling_options(tile, overlap, memory_budget)
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     cfg = guide.model_config
     with _inference():
-        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget))
+        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget, precision, progress))
         kernel, kernel_params = None, None
         if cfg.has_kernel:
             kernel = gaussian_kernel(post.eta, post.m, cfg.kernel_size)  # Eq. 8: g(Λ)
@@ -183,8 +187,10 @@ def sample_posterior(
     device: str | torch.device | None = None,
     tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     seed: int | None = None,
+    precision: str = "auto",
+    progress: bool = False,
 ) -> PosteriorSamples:
     """n draws of z and σ² (and Λ for SR) from the guide q(·|y), with per-pixel mean and std.
 
@@ -202,7 +208,7 @@ def sample_posterior(
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     with _inference():
-        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget))
+        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget, precision, progress))
         with _seeded(seed, y.device):
             trace = poutine.trace(guide.draw).get_trace(post, y)
             draws = {name: trace.nodes[name]["fn"].sample((n,)) for name in SAMPLE_SITES if name in trace.nodes}
@@ -225,7 +231,7 @@ def memory_estimate(
     height: int,
     width: int,
     tile: int | None = None,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     draws: int = 0,
 ) -> int:
     """Rough peak bytes of restoring a height×width image with `guide` (or of drawing `draws`
@@ -233,9 +239,10 @@ def memory_estimate(
     (the budget scaled by the share of the tile the image fills) and the draws of z and σ²."""
     cfg = guide.model_config
     output_pixels = height * width * cfg.scale**2
-    budget_side = tile_side(guide, None, memory_budget)
-    side = tile_side(guide, tile, memory_budget)
-    activations = ACTIVATIONS_PER_BUDGET * memory_budget * min(height, side) * min(width, side) / budget_side**2
+    budget = memory_budget or default_memory_budget(next(guide.parameters()).device)
+    budget_side = tile_side(guide, None, budget)
+    side = tile_side(guide, tile, budget)
+    activations = ACTIVATIONS_PER_BUDGET * budget * min(height, side) * min(width, side) / budget_side**2
     samples = 4 * draws * (cfg.image_channels * output_pixels + cfg.sigma_channels * height * width)
     return int(PROCESS_BYTES + IMAGE_BYTES_PER_PIXEL * output_pixels + activations + samples)
 
@@ -249,8 +256,9 @@ def posterior_predictive(
     device: str | torch.device | None = None,
     tile: int | None = None,
     overlap: int = DEFAULT_OVERLAP,
-    memory_budget: int = DEFAULT_MEMORY_BUDGET,
+    memory_budget: int | None = None,
     seed: int | None = None,
+    precision: str = "auto",
 ) -> PredictiveSamples:
     """n replicated observations y_rep ~ p(y | z, σ², Λ) with (z, σ², Λ) ~ q(·|y).
 
@@ -268,7 +276,7 @@ def posterior_predictive(
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     with _inference():
-        post = tiled_posterior(guide, y, tile, overlap, memory_budget)
+        post = _finite(tiled_posterior(guide, y, tile, overlap, memory_budget, precision))
         if too_small_to_blur(guide, post.mu):
             side = guide.model_config.kernel_size
             raise VirnetError(f"the image is too small to replicate through the model's {side}×{side} blur")
@@ -356,8 +364,8 @@ def _check_tiling_options(tile, overlap, memory_budget) -> None:
         raise VirnetError(f"the tile side must be a positive integer or None, got {tile!r}")
     if not _is_int(overlap) or overlap < 0:
         raise VirnetError(f"the overlap must be a non-negative integer (output pixels), got {overlap!r}")
-    if not _is_int(memory_budget) or memory_budget < 1:
-        raise VirnetError(f"the memory budget must be a positive integer (bytes), got {memory_budget!r}")
+    if memory_budget is not None and (not _is_int(memory_budget) or memory_budget < 1):
+        raise VirnetError(f"the memory budget must be a positive integer (bytes) or None, got {memory_budget!r}")
 
 
 def _is_int(value) -> bool:

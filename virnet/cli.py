@@ -1,37 +1,35 @@
 """The `virnet` command: ``restore``, ``sample``, ``demo``, ``train``, ``plot-log`` and ``bench``.
 
-Subcommands register through ``add_parser(subparsers)`` functions listed in REGISTRARS; each
-sets ``run`` (parsed arguments -> exit status). Bad input never shows a traceback: usage
-errors, `VirnetError`, ValueError and OSError become one line ``virnet: error: <message>`` on
-stderr and exit status 2.
+Subcommands are listed in COMMANDS with their one-line help and the ``add_parser(subparsers)``
+function (``"module:function"``) that registers them; a registrar's parser sets ``run``
+(parsed arguments -> exit status), and one registrar may add several commands. Only the
+module of the command being run is imported, so `virnet --help` and usage errors do not
+wait for torch. Bad input never shows a traceback: usage errors, `VirnetError`, ValueError
+and OSError become one line ``virnet: error: <message>`` on stderr and exit status 2.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import warnings
 from collections.abc import Sequence
 
-import torch
-
-from benchmarks import command as bench_command
-from training import command as train_command
-from training.loop import TrainingDiverged
-from virnet import commands, demo
 from virnet.commands import EXIT_FAILED, error_line
 from virnet.errors import VirnetError
 
 EXIT_INTERRUPTED = 130
 
-# The one place where subcommands are registered (each: subparsers -> None).
-REGISTRARS = (
-    commands.add_restore_parser,
-    commands.add_sample_parser,
-    demo.add_parser,
-    train_command.add_parsers,
-    bench_command.add_parsers,
-)
+# The one place where subcommands are registered: name -> (help, "module:registrar").
+COMMANDS = {
+    "restore": ("denoise or super-resolve image files", "virnet.commands:add_restore_parser"),
+    "sample": ("draw restorations from the posterior", "virnet.commands:add_sample_parser"),
+    "demo": ("denoise a sample photo with synthetic non-i.i.d. noise and draw a figure", "virnet.demo:add_parser"),
+    "train": ("train VIRNet with SVI", "training.command:add_parsers"),
+    "plot-log": ("draw the curves of a training run's metrics.csv", "training.command:add_parsers"),
+    "bench": ("run one of the paper's benchmark protocols", "benchmarks.command:add_parsers"),
+}
 
 
 class _UsageError(VirnetError):
@@ -45,11 +43,20 @@ class _Parser(argparse.ArgumentParser):
         raise _UsageError(f"{message} (see '{self.prog} --help')")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every command listed and `command`'s own arguments (its registrar's
+    module is imported); the other commands are placeholders that only carry their help."""
     parser = _Parser(prog="virnet", description="VIRNet: blind image restoration by variational inference (Pyro).")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for register in REGISTRARS:
-        register(subparsers)
+    wanted = COMMANDS[command][1] if command in COMMANDS else None
+    for name, (summary, registrar) in COMMANDS.items():
+        if name in subparsers.choices:
+            continue
+        if registrar == wanted:
+            module, function = registrar.split(":")
+            getattr(importlib.import_module(module), function)(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
@@ -61,14 +68,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _run(argv: Sequence[str] | None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((arg for arg in argv if not arg.startswith("-")), None)
     try:
-        args = build_parser().parse_args(argv)
+        args = build_parser(command).parse_args(argv)
         return args.run(args)
     except SystemExit as exit_request:  # --help
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_FAILED
-    except (VirnetError, ValueError, OSError, TrainingDiverged) as error:
+    except _reported_errors() as error:
         print(error_line(error), file=sys.stderr)
-    except (torch.cuda.OutOfMemoryError, MemoryError):
+    except _out_of_memory_errors():
         print(error_line("out of memory: pass a smaller --tile"), file=sys.stderr)
     except KeyboardInterrupt as interrupt:  # a command may say how far it got
         print(error_line(interrupt if str(interrupt) else "interrupted"), file=sys.stderr)
@@ -78,6 +87,17 @@ def _run(argv: Sequence[str] | None) -> int:
 
 def _warn_in_one_line(message, category, filename, lineno, file=None, line=None) -> None:
     print(f"virnet: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def _reported_errors() -> tuple[type[BaseException], ...]:
+    """The errors shown as one line; a training divergence only once training was imported."""
+    loop = sys.modules.get("training.loop")
+    return (VirnetError, ValueError, OSError) + ((loop.TrainingDiverged,) if loop else ())
+
+
+def _out_of_memory_errors() -> tuple[type[BaseException], ...]:
+    torch = sys.modules.get("torch")
+    return (MemoryError,) + ((torch.cuda.OutOfMemoryError,) if torch else ())
 
 
 if __name__ == "__main__":

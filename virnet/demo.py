@@ -22,7 +22,7 @@ from skimage import data as sample_images
 from benchmarks.metrics import psnr_rgb, ssim_rgb
 from generative.noise import add_gaussian_noise, test_sigma_map
 from virnet.api import load_for_task, restore
-from virnet.commands import resolve_device
+from virnet.devices import resolve_device
 from virnet.errors import VirnetError
 from virnet.model_check import standardized_residuals
 from virnet.outputs import check_writable

@@ -28,13 +28,9 @@ import torch
 import torch.nn.functional as F
 
 from virnet.errors import VirnetError
+from virnet.formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from virnet.image_codecs import TIFF_SUFFIXES, decode, encode, header_size
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
-"""Lower-case suffixes of the image files we read and write (matched case-insensitively)."""
-
-DEFAULT_MAX_PIXELS = 100_000_000
-"""Images with more pixels are refused unless the caller raises `max_pixels` (--max-pixels)."""
 
 _ALPHA_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
 _MODES = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}

@@ -2,19 +2,26 @@
 
 Large images do not fit through a network at once; `tiled_apply` feeds it one tile at a time
 and blends the tile outputs with a raised-cosine window in the overlaps, so no seam shows.
-`tile_size_for_budget` turns a memory budget into a tile size.
+`tile_size_for_budget` turns a memory budget into a tile size, and `peak_bytes_per_pixel`
+measures what a function needs per pixel, on the meta device (no arithmetic is done).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+import weakref
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_leaves
+
+from virnet.heap import reuse_freed_memory
 
 Outputs = torch.Tensor | dict[str, torch.Tensor]
+Progress = Callable[[Iterable], Iterable]  # wraps the iterable of tiles, e.g. functools.partial(tqdm, ...)
 
 
 @dataclass
@@ -33,6 +40,8 @@ def tiled_apply(
     tile: int = 256,
     overlap: int = 32,
     multiple: int = 1,
+    memory_format: torch.memory_format = torch.contiguous_format,
+    progress: Progress | None = None,
 ) -> Outputs:
     """Apply `fn` to `image` (B×C×H×W) tile by tile and blend the results.
 
@@ -49,51 +58,99 @@ def tiled_apply(
     falls towards a tile's inner edges; the weights at every output pixel sum to one. Local
     operations whose receptive field is smaller than `overlap` therefore match the untiled
     result up to the small weight given to tile borders. An image that fits in one tile and
-    needs no padding is passed to `fn` unchanged and `fn`'s result is returned as is.
+    needs no padding goes to `fn` whole and a copy of `fn`'s result is returned.
 
-    Runs under torch.no_grad(): only the current tile's activations are alive, and the tiles
-    accumulate into preallocated outputs (on the device and with the dtype of `fn`'s outputs).
-    Raises ValueError for tile ≤ overlap, a tile that is not a multiple of `multiple`, or
-    outputs whose shapes are not integer multiples of the tile's.
+    `fn` runs under torch.inference_mode() on tiles in `memory_format`, copied into one
+    reused buffer; its outputs are blended in place into outputs allocated once (ordinary
+    tensors, on the device and with the dtype of `fn`'s outputs), and on the CPU freed memory
+    is kept for the next tile (`virnet.heap`). `progress`, if given, wraps the list of tiles
+    (e.g. a tqdm bar). Raises ValueError for tile ≤ overlap, a tile that is not a multiple of
+    `multiple`, or outputs whose shapes are not integer multiples of the tile's.
     """
     _check_tiling(tile, overlap, multiple)
     if image.ndim != 4:
         raise ValueError(f"image must be B×C×H×W, got shape {tuple(image.shape)}")
     batch, _, height, width = image.shape
-    with torch.no_grad():
-        if height <= tile and width <= tile and height % multiple == 0 and width % multiple == 0:
-            return fn(image)
-        rows = _tile_starts(height, tile, overlap)
-        cols = _tile_starts(width, tile, overlap)
-        tile_h, tile_w = min(tile, height), min(tile, width)
-        padded = _padded_size(tile_h, tile_w, multiple)
-        accumulators: dict[str | None, _Accumulator] = {}
+    if height <= tile and width <= tile and height % multiple == 0 and width % multiple == 0:
+        with torch.inference_mode():
+            returned = fn(image.contiguous(memory_format=memory_format))
+        with torch.inference_mode(False):  # ordinary tensors, which callers may change in place
+            if isinstance(returned, dict):
+                return {key: value.clone(memory_format=torch.contiguous_format) for key, value in returned.items()}
+            return returned.clone(memory_format=torch.contiguous_format)
+    rows = tile_starts(height, tile, overlap)
+    cols = tile_starts(width, tile, overlap)
+    tile_h, tile_w = min(tile, height), min(tile, width)
+    padded = _padded_size(tile_h, tile_w, multiple)
+    source = torch.empty_like(image[..., :tile_h, :tile_w], memory_format=memory_format)
+    accumulators: dict[str | None, _Accumulator] = {}
 
-        def add_tile(i: int, j: int) -> None:
-            top, left = rows[i], cols[j]
-            returned = fn(_pad_to_multiple(image[..., top : top + tile_h, left : left + tile_w], multiple))
-            results = returned if isinstance(returned, dict) else {None: returned}
-            if not accumulators:
-                for key, value in results.items():
-                    accumulators[key] = _new_accumulator(
-                        key, value, padded, (tile_h, tile_w), (height, width), rows, cols, overlap
-                    )
-            if results.keys() != accumulators.keys():
-                raise ValueError(f"fn returned keys {list(results)} for one tile, {list(accumulators)} for another")
+    def add_tile(i: int, j: int) -> None:
+        top, left = rows[i], cols[j]
+        source.copy_(image[..., top : top + tile_h, left : left + tile_w])
+        with torch.inference_mode():
+            returned = fn(_pad_to_multiple(source, multiple).contiguous(memory_format=memory_format))
+        results = returned if isinstance(returned, dict) else {None: returned}
+        if not accumulators:
             for key, value in results.items():
-                acc = accumulators[key]
-                s = acc.scale
-                _check_output(key, value, (batch, acc.output.shape[1], padded[0] * s, padded[1] * s))
-                region = acc.output[..., top * s : (top + tile_h) * s, left * s : (left + tile_w) * s]
-                window = acc.row_windows[i][:, None] * acc.col_windows[j][None, :]
-                region.addcmul_(value[..., : tile_h * s, : tile_w * s], window)
+                accumulators[key] = _new_accumulator(key, value, padded, (tile_h, tile_w), (height, width), rows, cols, overlap)
+        if results.keys() != accumulators.keys():
+            raise ValueError(f"fn returned keys {list(results)} for one tile, {list(accumulators)} for another")
+        for key, value in results.items():
+            acc = accumulators[key]
+            s = acc.scale
+            _check_output(key, value, (batch, acc.output.shape[1], padded[0] * s, padded[1] * s))
+            region = acc.output[..., top * s : (top + tile_h) * s, left * s : (left + tile_w) * s]
+            window = acc.row_windows[i][:, None] * acc.col_windows[j][None, :]
+            region.addcmul_(value[..., : tile_h * s, : tile_w * s], window)
 
-        for i in range(len(rows)):
-            for j in range(len(cols)):
-                add_tile(i, j)  # the tile's activations and outputs are freed when it returns
+    tiles = [(i, j) for i in range(len(rows)) for j in range(len(cols))]
+    with torch.no_grad(), reuse_freed_memory():
+        for i, j in progress(tiles) if progress is not None else tiles:
+            add_tile(i, j)  # the tile's activations and outputs are freed when it returns
     if None in accumulators:
         return accumulators[None].output
     return {key: acc.output for key, acc in accumulators.items()}
+
+
+def peak_bytes_per_pixel(fn: Callable[[torch.Tensor], object], tile: torch.Tensor) -> float:
+    """Peak bytes of the tensors `fn` holds at once on `tile` (B×C×h×w), per pixel of it.
+
+    Meant for a `tile` (and `fn`'s weights) on the meta device, where the shapes propagate
+    but nothing is computed: every storage an operation creates counts from its creation
+    until it is freed, under torch.inference_mode(). Memory that kernels use internally
+    (workspaces, reorders) is not seen; activation memory grows linearly with the pixels.
+    """
+    with torch.inference_mode(), _PeakTensorBytes() as tracker:
+        fn(tile)
+    return tracker.peak / (tile.shape[-2] * tile.shape[-1])
+
+
+class _PeakTensorBytes(TorchDispatchMode):
+    """Tracks the bytes of live storages created by the operations run under it, and their peak."""
+
+    def __init__(self):
+        super().__init__()
+        self.live = 0
+        self.peak = 0
+        self._seen: set[int] = set()
+
+    def _freed(self, key: int, nbytes: int) -> None:
+        self.live -= nbytes
+        self._seen.discard(key)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for leaf in tree_leaves(out):
+            if isinstance(leaf, torch.Tensor):
+                storage = leaf.untyped_storage()
+                key = storage._cdata
+                if key not in self._seen:
+                    self._seen.add(key)
+                    self.live += storage.nbytes()
+                    weakref.finalize(storage, self._freed, key, storage.nbytes())
+        self.peak = max(self.peak, self.live)
+        return out
 
 
 def tile_size_for_budget(budget_bytes: int, bytes_per_pixel: float, multiple: int = 8, minimum: int = 64) -> int:
@@ -124,7 +181,7 @@ def _check_tiling(tile: int, overlap: int, multiple: int) -> None:
         raise ValueError(f"tile ({tile}) must be a multiple of {multiple}")
 
 
-def _tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Evenly spread start offsets of tiles of size `tile` covering [0, length), gaps ≤ tile − overlap."""
     if length <= tile:
         return [0]
@@ -163,8 +220,10 @@ def _new_accumulator(
         )
     scale = value.shape[-2] // padded[0]
     height, width = image_size
+    with torch.inference_mode(False):  # an ordinary tensor, which callers may change in place
+        output = value.new_zeros(value.shape[0], value.shape[1], height * scale, width * scale)
     return _Accumulator(
-        output=value.new_zeros(value.shape[0], value.shape[1], height * scale, width * scale),
+        output=output,
         scale=scale,
         row_windows=_axis_windows(height, rows, tile_size[0], overlap, scale, value),
         col_windows=_axis_windows(width, cols, tile_size[1], overlap, scale, value),
