@@ -36,7 +36,7 @@ from tests.faults import (
     tiff_header_bomb,
 )
 from training.checkpoint import load_weights, save_weights
-from virnet import api, cli, commands
+from virnet import api, cli, restoring
 from virnet.api import load_for_task, restore, sample_posterior
 from virnet.errors import VirnetError
 from virnet.image_io import ImageTooLarge, read_image
@@ -162,8 +162,8 @@ def rgb16_tiff(w: World) -> None:
 
 def read_only(w: World) -> None:
     w.exits.enter_context(read_only_folder(w / "locked"))
-    w.monkeypatch.setattr(commands, "restore", _no_computation)  # the refusal comes first
-    w.monkeypatch.setattr(commands, "sample_posterior", _no_computation)
+    w.monkeypatch.setattr(restoring, "restore", _no_computation)  # the refusal comes first
+    w.monkeypatch.setattr(restoring, "sample_posterior", _no_computation)
 
 
 def _no_computation(*args, **kwargs):
