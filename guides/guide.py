@@ -17,6 +17,7 @@ from torch import nn
 
 from generative.config import ModelConfig
 from generative.operators import upsample_nearest
+from guides.kernel_input import KNET_INPUTS, kernel_input
 from guides.knet import KNet
 from guides.rnet import RNet
 from guides.snet import SNet
@@ -44,10 +45,13 @@ class GuideConfig:
     conditioning: str = "input"  # how RNet reads β and Λ: "input", "down" or "both"
     factorization: str = "full"  # Table 11 ablations
     detach_degradation: bool = True  # RNet's input does not back-propagate into SNet/KNet
+    knet_input: str = "raw"  # what KNet reads: y ("raw", as published) or "highpass" (guides/kernel_input.py)
 
     def __post_init__(self) -> None:
         if self.factorization not in FACTORIZATIONS:
             raise ValueError(f"unknown factorization {self.factorization!r}; expected one of {tuple(FACTORIZATIONS)}")
+        if self.knet_input not in KNET_INPUTS:
+            raise ValueError(f"unknown knet_input {self.knet_input!r}; expected one of {KNET_INPUTS}")
         object.__setattr__(self, "rnet_widths", tuple(self.rnet_widths))
 
     def to_dict(self) -> dict:
@@ -115,11 +119,20 @@ class VIRNetGuide(nn.Module):
         cond = torch.cat(maps, dim=1)
         return cond.detach() if self.guide_config.detach_degradation else cond
 
-    def posterior(self, y: torch.Tensor) -> Posterior:
-        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
+    def posterior(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> Posterior:
+        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s)).
+
+        y_kernel: optionally a larger LR patch around y with the same degradation
+        (B×C×h'×w'); KNet reads it instead of y (SR only).
+        """
         beta = self.snet(y).float()  # float32 even under mixed-precision autocast
-        eta, m = [t.float() for t in self.knet(y)] if self.knet is not None else (None, None)
+        eta, m = self.kernel_posterior(y if y_kernel is None else y_kernel) if self.knet is not None else (None, None)
         return Posterior(mu=self.restoration_mean(y, beta, eta, m), beta=beta, eta=eta, m=m)
+
+    def kernel_posterior(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(η: B×2, m: B) of q(Λ|y) (Eq. 14): KNet on y as ``guide_config.knet_input`` says."""
+        eta, m = self.knet(kernel_input(y, self.guide_config.knet_input))
+        return eta.float(), m.float()
 
     def restoration_mean(
         self, y: torch.Tensor, beta: torch.Tensor, eta: torch.Tensor | None = None, m: torch.Tensor | None = None
@@ -157,9 +170,11 @@ class VIRNetGuide(nn.Module):
         x: torch.Tensor | None = None,
         xi: torch.Tensor | None = None,
         lambda_hat: torch.Tensor | None = None,
+        y_kernel: torch.Tensor | None = None,
     ) -> Posterior:
-        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y."""
-        post = self.posterior(y)
+        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y
+        (and y_kernel, KNet's larger patch, when given)."""
+        post = self.posterior(y, y_kernel)
         self.draw(post, y)
         return post
 

@@ -87,7 +87,7 @@ def _degradation_estimate(guide: VIRNetGuide, y: torch.Tensor, memory_budget: in
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         region = y[..., top : top + crop_h, left : left + crop_w]
     beta = guide.snet(region)
-    eta, m = guide.knet(region)
+    eta, m = guide.kernel_posterior(region)
     return beta[..., :1, :1].expand(-1, -1, height, width), eta, m
 
 
