@@ -56,22 +56,26 @@ EXIT_ERROR = 2
 @dataclass(frozen=True)
 class Case:
     """One test input. x: 3×H×W clean (HR) image; y: 3×h×w degraded image; sigma: 1×h×w true
-    noise std (None when unknown); kernel: K×K true blur kernel (SR; None otherwise)."""
+    noise std (None when unknown); kernel: K×K true blur kernel (SR; None otherwise);
+    kernel_params: its Λ = (λ1², λ2², ρ), shape 3 (where the protocol knows it)."""
 
     name: str
     x: torch.Tensor
     y: torch.Tensor
     sigma: torch.Tensor | None = None
     kernel: torch.Tensor | None = None
+    kernel_params: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
 class Output:
-    """What a method returns for a case: image 3×H×W, estimated σ map 1×h×w, kernel K×K."""
+    """What a method returns for a case: image 3×H×W, estimated σ map 1×h×w, kernel K×K and
+    its Λ = (λ1², λ2², ρ) (shape 3)."""
 
     image: torch.Tensor | None = None
     sigma: torch.Tensor | None = None
     kernel: torch.Tensor | None = None
+    kernel_params: torch.Tensor | None = None
 
 
 Method = Callable[[Case], Output]
@@ -278,13 +282,15 @@ def selected_baselines(session: Session) -> list[str]:
 
 
 def model_method(guide: VIRNetGuide) -> Method:
-    """VIRNet (or any guide): µ, σ̂ = √β (channels averaged) and, for SR, the kernel g(Λ)."""
+    """VIRNet (or any guide): µ, σ̂ = √β (channels averaged) and, for SR, the kernel g(Λ)
+    with its Λ."""
 
     def run(case: Case) -> Output:
         result = restore(case.y, guide)
         sigma = result.sigma2_mode[0].mean(dim=0, keepdim=True).sqrt().cpu()
-        kernel = None if result.kernel is None else result.kernel[0].cpu()
-        return Output(result.image[0].cpu(), sigma, kernel)
+        if result.kernel is None:
+            return Output(result.image[0].cpu(), sigma)
+        return Output(result.image[0].cpu(), sigma, result.kernel[0].cpu(), result.kernel_params[0].cpu())
 
     return run
 
@@ -296,7 +302,7 @@ def identity(case: Case) -> Output:
 
 
 def ground_truth(case: Case) -> Output:
-    return Output(case.x, case.sigma, case.kernel)
+    return Output(case.x, case.sigma, case.kernel, case.kernel_params)
 
 
 def nlm(case: Case) -> Output:

@@ -4,8 +4,25 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from generative.noise import TRAIN_SIGMA_MAX
+
 TASKS = ("denoise", "sr")
 DOWNSAMPLERS = ("direct", "bicubic")
+# Each task's model hyper-parameters (Sec. 5, DESIGN.md): the one place they are defined.
+# Bicubic is the SR downsampler because the published SR tables were made with it
+# (DESIGN.md, "Benchmark protocols"); "direct" follows Eq. 26's text.
+TASK_DEFAULTS = {
+    "denoise": {"eps0_sq": 1e-6, "window": 7, "downsampler": "direct"},
+    "sr": {"eps0_sq": 1e-5, "window": 11, "downsampler": "bicubic"},
+}
+# Each task's synthetic training noise: the kind of σ map and the range of its i.i.d. σ.
+# SR starts at SR_MIN_SIGMA rather than 0: at σ = 0 the variance estimate ξ of Eq. 5 sits
+# on its 1e-10 floor, which no network can match from y (README, "Choices").
+SR_MIN_SIGMA = 0.5 / 255
+TRAINING_NOISE = {
+    "denoise": {"noise": "niid", "min_sigma": 0.0, "max_sigma": TRAIN_SIGMA_MAX},
+    "sr": {"noise": "iid", "min_sigma": SR_MIN_SIGMA, "max_sigma": 15 / 255},
+}
 
 
 @dataclass(frozen=True)
@@ -17,12 +34,12 @@ class ModelConfig:
 
     task: str = "denoise"
     scale: int = 1
-    eps0_sq: float = 1e-6  # ε0², closeness of z to the clean image x (Eq. 3)
-    window: int = 7  # p, window of the Gaussian filter in ξ (Eq. 5); α0 = p²/2
+    eps0_sq: float = TASK_DEFAULTS["denoise"]["eps0_sq"]  # ε0², closeness of z to the clean image x (Eq. 3)
+    window: int = TASK_DEFAULTS["denoise"]["window"]  # p, window of the Gaussian filter in ξ (Eq. 5); α0 = p²/2
     kappa0: float = 50.0  # κ0, shape of the kernel-width prior (Eq. 11)
     r0_sq: float = 1e-4  # r0², variance of the correlation prior (Eq. 11)
     kernel_size: int = 21  # 2r + 1, side of the kernel grid (Eq. 8)
-    downsampler: str = "direct"  # ↓s of Eq. 7: "direct" (Eq. 26's text) or "bicubic"
+    downsampler: str = TASK_DEFAULTS["denoise"]["downsampler"]  # ↓s of Eq. 7: "direct" (Eq. 26) or "bicubic"
     image_channels: int = 3
     sigma_channels: int = 1  # 1: one σ² per pixel for all channels; 3: per channel (real noise)
 
@@ -44,6 +61,18 @@ class ModelConfig:
         if min(self.eps0_sq, self.r0_sq) <= 0 or self.kappa0 <= 2:
             raise ValueError("eps0_sq and r0_sq must be positive and kappa0 > 2")
 
+    @classmethod
+    def for_task(cls, task: str, scale: int | None = None, **overrides) -> ModelConfig:
+        """The config of `task` ("denoise", or "sr" with its scale) with that task's defaults
+        (TASK_DEFAULTS); any other field can be given in ``overrides``."""
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        if scale is None:
+            if task == "sr":
+                raise ValueError("super-resolution needs a scale (2, 3 or 4)")
+            scale = 1
+        return cls(task=task, scale=scale, **{**TASK_DEFAULTS[task], **overrides})
+
     @property
     def alpha0(self) -> float:
         """α0 = p²/2, the strength of the inverse-gamma prior on σ² (Sec. 3.2)."""
@@ -60,22 +89,9 @@ class ModelConfig:
 
 def denoising_config(**overrides) -> ModelConfig:
     """The paper's denoising setting: ε0² = 1e-6, p = 7 (Sec. 5)."""
-    return ModelConfig(**{"task": "denoise", "scale": 1, "eps0_sq": 1e-6, "window": 7, **overrides})
+    return ModelConfig.for_task("denoise", **overrides)
 
 
 def sr_config(scale: int, **overrides) -> ModelConfig:
-    """The paper's blind SR setting: ε0² = 1e-5, p = 11, κ0 = 50, r0² = 1e-4, bicubic ↓s.
-
-    Bicubic is the default downsampler because the published SR tables were made with it
-    (DESIGN.md, "Benchmark protocols"); ``downsampler="direct"`` follows Eq. 26's text.
-    """
-    settings = {
-        "task": "sr",
-        "scale": scale,
-        "eps0_sq": 1e-5,
-        "window": 11,
-        "kappa0": 50.0,
-        "r0_sq": 1e-4,
-        "downsampler": "bicubic",
-    }
-    return ModelConfig(**{**settings, **overrides})
+    """The paper's blind SR setting: ε0² = 1e-5, p = 11, κ0 = 50, r0² = 1e-4, bicubic ↓s."""
+    return ModelConfig.for_task("sr", scale, **overrides)

@@ -35,18 +35,28 @@ class VIRNetModel(nn.Module):
         x: torch.Tensor,
         xi: torch.Tensor,
         lambda_hat: torch.Tensor | None = None,
+        y_kernel: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the generative story; returns y (observed, or simulated when ``y`` is None).
 
         y: B×C×h×w noisy (LR) image, or None to sample it; x: B×C×H×W clean (HR) image;
         xi: B×Cσ×h×w variance estimate ξ of Eq. 5; lambda_hat: B×3 true (λ̂²_1, λ̂²_2, ρ̂)
-        for SR, unused for denoising. h = H/s, w = W/s.
+        for SR, unused for denoising. h = H/s, w = W/s. y_kernel (a larger patch around y
+        that only the guide's KNet reads) is accepted so that model and guide share their
+        arguments, and is not used here.
+
+        The model runs in float32 even inside an autocast region: mixed precision is for
+        the guide's networks, not for the operator H or the log-densities.
         """
         cfg = self.config
         batch = x.shape[0]
         observed_shape = (batch, x.shape[1], x.shape[2] // cfg.scale, x.shape[3] // cfg.scale)
         alpha0, kappa0 = cfg.alpha0, cfg.kappa0
-        with pyro.plate("batch", batch), pyro.poutine.scale(scale=1.0 / torch.Size(observed_shape).numel()):
+        with (
+            torch.autocast(x.device.type, enabled=False),
+            pyro.plate("batch", batch),
+            pyro.poutine.scale(scale=1.0 / torch.Size(observed_shape).numel()),
+        ):
             # Eq. 4: σ²_i ~ IG(α0 − 1, α0 ξ_i), whose mode is ξ_i.
             sigma2 = pyro.sample("sigma2", dist.InverseGamma(torch.full_like(xi, alpha0 - 1), alpha0 * xi).to_event(3))
             kernel = None

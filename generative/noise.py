@@ -51,12 +51,13 @@ def iid_sigma_map(
     generator: torch.Generator | None = None,
     *,
     device=None,
+    min_sigma: float = 0.0,
 ) -> torch.Tensor:
-    """I.i.d. σ maps (B×1×H×W): one σ ~ U[0, max_sigma] per image, constant over the image."""
+    """I.i.d. σ maps (B×1×H×W): one σ ~ U[min_sigma, max_sigma] per image, constant over it."""
     _check_sizes(batch, height, width)
-    if max_sigma < 0:
-        raise ValueError(f"max_sigma must be >= 0, got {max_sigma!r}")
-    sigma = _uniform((batch, 1, 1, 1), generator) * max_sigma
+    if not 0 <= min_sigma <= max_sigma:
+        raise ValueError(f"need 0 <= min_sigma <= max_sigma, got {min_sigma!r} and {max_sigma!r}")
+    sigma = min_sigma + _uniform((batch, 1, 1, 1), generator) * (max_sigma - min_sigma)
     return sigma.expand(batch, 1, height, width).to(device)
 
 

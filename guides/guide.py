@@ -18,6 +18,7 @@ from torch import nn
 
 from generative.config import ModelConfig
 from generative.operators import upsample_nearest
+from guides.kernel_input import KNET_INPUTS, kernel_input
 from guides.knet import KNet
 from guides.rnet import RNet
 from guides.snet import SNet
@@ -45,10 +46,13 @@ class GuideConfig:
     conditioning: str = "input"  # how RNet reads β and Λ: "input", "down" or "both"
     factorization: str = "full"  # Table 11 ablations
     detach_degradation: bool = True  # RNet's input does not back-propagate into SNet/KNet
+    knet_input: str = "raw"  # what KNet reads: y ("raw", as published) or "highpass" (guides/kernel_input.py)
 
     def __post_init__(self) -> None:
         if self.factorization not in FACTORIZATIONS:
             raise ValueError(f"unknown factorization {self.factorization!r}; expected one of {tuple(FACTORIZATIONS)}")
+        if self.knet_input not in KNET_INPUTS:
+            raise ValueError(f"unknown knet_input {self.knet_input!r}; expected one of {KNET_INPUTS}")
         object.__setattr__(self, "rnet_widths", tuple(self.rnet_widths))
 
     def to_dict(self) -> dict:
@@ -132,14 +136,23 @@ class VIRNetGuide(nn.Module):
         as multiples of 2^(scales − 1), so RNet pads nothing."""
         return self.rnet.multiple // math.gcd(self.rnet.multiple, self.model_config.scale)
 
-    def degradation(self, y: torch.Tensor) -> Degradation:
+    def degradation(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> Degradation:
         """y: B×C×h×w -> β (SNet, Eq. 13) and, for SR, (η, m) (KNet, Eq. 14); float32 even
-        under mixed-precision autocast."""
+        under mixed-precision autocast.
+
+        y_kernel: optionally a larger LR patch around y with the same degradation
+        (B×C×h'×w'); KNet reads it instead of y (SR only).
+        """
         beta = self.snet(y).float()
         if self.knet is None:
             return Degradation(beta=beta)
-        eta, m = self.knet(y)
-        return Degradation(beta=beta, eta=eta.float(), m=m.float())
+        eta, m = self.kernel_posterior(y if y_kernel is None else y_kernel)
+        return Degradation(beta=beta, eta=eta, m=m)
+
+    def kernel_posterior(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(η: B×2, m: B) of q(Λ|y) (Eq. 14): KNet on y as ``guide_config.knet_input`` says."""
+        eta, m = self.knet(kernel_input(y, self.guide_config.knet_input))
+        return eta.float(), m.float()
 
     def restoration_mean(self, y: torch.Tensor, degradation: Degradation) -> torch.Tensor:
         """µ of q(z | y, σ², Λ) (Eq. 15): RNet on y given a degradation estimate.
@@ -150,9 +163,10 @@ class VIRNetGuide(nn.Module):
         cond = self._conditioning_maps(degradation.beta, degradation.eta, degradation.m, upsampled.shape[-2:])
         return self.rnet(upsampled, cond).float()
 
-    def posterior(self, y: torch.Tensor) -> Posterior:
-        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s))."""
-        estimate = self.degradation(y)
+    def posterior(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> Posterior:
+        """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s)); y_kernel as in
+        `degradation`."""
+        estimate = self.degradation(y, y_kernel)
         mu = self.restoration_mean(y, estimate)
         return Posterior(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
 
@@ -181,9 +195,11 @@ class VIRNetGuide(nn.Module):
         x: torch.Tensor | None = None,
         xi: torch.Tensor | None = None,
         lambda_hat: torch.Tensor | None = None,
+        y_kernel: torch.Tensor | None = None,
     ) -> Posterior:
-        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y."""
-        post = self.posterior(y)
+        """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y
+        (and y_kernel, KNet's larger patch, when given)."""
+        post = self.posterior(y, y_kernel)
         self.draw(post, y)
         return post
 

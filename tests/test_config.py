@@ -58,3 +58,31 @@ def test_resolved_config_round_trips(tmp_path):
     save_config(config, tmp_path / "config.toml")
     assert load_config(str(tmp_path / "config.toml")) == config
     assert "sr-x3-cpu" in preset_names()
+
+
+@pytest.mark.parametrize("task, scale", [("denoise", None), ("sr", 2), ("sr", 3), ("sr", 4)])
+def test_a_config_naming_only_the_task_and_scale_gets_that_tasks_defaults(tmp_path, task, scale):
+    """ε0², p, the downsampler and the training noise follow the task (DESIGN.md, Sec. 5)."""
+    path = tmp_path / "custom.toml"
+    path.write_text(f'[model]\ntask = "{task}"\n' + (f"scale = {scale}\n" if scale else ""))
+    config = load_config(str(path))
+    model, data = config.model, config.data
+    if task == "sr":
+        assert (model.scale, model.eps0_sq, model.window, model.downsampler) == (scale, 1e-5, 11, "bicubic")
+        assert (data.noise, data.min_sigma, data.max_sigma) == ("iid", pytest.approx(0.5 / 255), pytest.approx(15 / 255))
+    else:
+        assert (model.scale, model.eps0_sq, model.window) == (1, 1e-6, 7)
+        assert (data.noise, data.min_sigma, data.max_sigma) == ("niid", 0.0, pytest.approx(75 / 255))
+    assert data.kernel_patch_size == data.patch_size, "KNet reads the patch itself unless told otherwise"
+    save_config(config, tmp_path / "resolved.toml")
+    assert load_config(str(tmp_path / "resolved.toml")) == config
+
+
+def test_explicit_values_win_over_the_task_defaults_and_sr_needs_a_scale(tmp_path):
+    path = tmp_path / "custom.toml"
+    path.write_text('[model]\ntask = "sr"\nscale = 4\nwindow = 9\n[data]\nmax_sigma = 0.02\n')
+    config = load_config(str(path))
+    assert (config.model.window, config.model.eps0_sq, config.data.max_sigma) == (9, 1e-5, 0.02)
+    path.write_text('[model]\ntask = "sr"\n')
+    with pytest.raises(ValueError, match="needs a scale"):
+        load_config(str(path))

@@ -20,6 +20,7 @@ from training.data import (
     load_sidd_validation,
     make_loader,
     read_image,
+    synthesize,
     validation_batch,
 )
 
@@ -107,6 +108,47 @@ def test_sr_example_shapes_and_the_same_operator(folder, scale):
     residual = example["y"] - hx
     assert residual.std().item() == pytest.approx(example["sigma"][0, 0, 0].item(), rel=0.1)
     assert torch.all(example["sigma"] == example["sigma"][0, 0, 0])
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_the_kernel_patch_is_a_larger_view_of_the_same_degradation(tmp_path, scale):
+    """KNet's patch y_kernel has y's kernel and noise; y is exactly H x plus that noise."""
+    folder = tmp_path / "images"
+    _write_images(folder, count=2, size=(96, 96))
+    spec = DegradationSpec(task="sr", scale=scale, patch_size=16 * scale, kernel_patch_size=24 * scale)
+    example = SyntheticDegradation(folder, spec, deterministic=True)[0]
+    assert spec.crop_size == spec.kernel_patch_size
+    big = spec.kernel_patch_size // scale
+    assert example["y_kernel"].shape == (3, big, big) and example["y"].shape == (3, 16, 16)
+    assert example["x"].shape == (3, 16 * scale, 16 * scale)
+    lam = example["lambda_hat"][None]
+    hx = degrade(example["x"][None], gaussian_kernel(lam[:, :2], lam[:, 2]), scale, mode="bicubic")[0]
+    noise = example["y"] - hx
+    assert noise.std().item() == pytest.approx(example["sigma"][0, 0, 0].item(), rel=0.15)
+    # Away from the patch borders (blur and bicubic reach ≤ 5 LR pixels at ×4), y is the centre of y_kernel.
+    offset = (big - 16) // 2
+    inner = slice(5, 11)
+    torch.testing.assert_close(
+        example["y"][:, inner, inner], example["y_kernel"][:, offset + 5 : offset + 11, offset + 5 : offset + 11], atol=2e-3, rtol=0
+    )
+    batch = next(iter(make_loader(SyntheticDegradation(folder, spec, length=4), batch_size=2, workers=0, seed=0)))
+    assert batch["y_kernel"].shape == (2, 3, big, big)
+
+
+def test_sr_noise_starts_at_its_floor_and_a_kernel_patch_needs_sr():
+    spec = DegradationSpec(task="sr", scale=2, patch_size=32)
+    assert (spec.min_sigma, spec.max_sigma) == (pytest.approx(0.5 / 255), pytest.approx(15 / 255))
+    assert DENOISE.min_sigma == 0.0
+    sigma = synthesize(torch.rand(256, 3, 32, 32), spec, torch.Generator().manual_seed(0))["sigma"]
+    assert sigma.min() >= 0.5 / 255 and sigma.max() <= 15 / 255
+    for bad in (
+        dict(task="denoise", patch_size=32, kernel_patch_size=64),
+        dict(task="sr", scale=4, patch_size=64, kernel_patch_size=32),
+        dict(task="sr", scale=4, patch_size=64, kernel_patch_size=130),
+        dict(task="sr", scale=2, patch_size=32, min_sigma=0.1, max_sigma=0.05),
+    ):
+        with pytest.raises(ValueError):
+            DegradationSpec(**bad)
 
 
 @pytest.mark.parametrize(

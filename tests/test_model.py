@@ -1,12 +1,20 @@
 """The Pyro model is the generative story of Eqs. 3, 4, 7, 10, 11."""
 
+import numpy as np
 import pyro.poutine as poutine
 import pytest
 import torch
+from scipy import ndimage
 
 from generative.config import denoising_config, sr_config
+from generative.kernels import gaussian_kernel, lambda_from_axes
 from generative.model import VIRNetModel
+from generative.operators import degrade
 from tests.helpers import synthetic_batch
+
+# Clearly anisotropic and rotated kernels (λ1² ≠ λ2², ρ ≠ 0), so that a transposed or
+# missing blur gives another mean: (l1, l2, θ) per batch element, in HR pixels.
+SKEWED_AXES = ((2.0, 0.6, 0.3), (1.6, 0.5, 2.2))
 
 
 def trace(model, *args):
@@ -76,3 +84,80 @@ def test_sampled_observation_is_the_degraded_latent_image_plus_noise():
     xi = torch.full((1, 1, 16, 16), 1e-10)
     tr = trace(poutine.condition(VIRNetModel(config), data={"sigma2": xi}), None, x, xi)
     assert torch.allclose(tr.nodes["y"]["value"], tr.nodes["z"]["value"], atol=1e-3)
+
+
+def _likelihood_site(config, size=16, seed=0):
+    """The traced model on a rough random x (so that blur and downsampling matter) with
+    skewed kernels: (trace, x)."""
+    gen = torch.Generator().manual_seed(seed)
+    hr = size * config.scale
+    x = torch.rand(2, 3, hr, hr, generator=gen)
+    xi = torch.rand(2, 1, size, size, generator=gen) * 0.01 + 1e-4
+    lambda_hat = None
+    if config.has_kernel:
+        axes = torch.tensor(SKEWED_AXES)
+        lambda_hat = lambda_from_axes(axes[:, 0], axes[:, 1], axes[:, 2])
+    return trace(VIRNetModel(config), None, x, xi, lambda_hat), x
+
+
+LIKELIHOOD_CONFIGS = {
+    "denoise": denoising_config(),
+    **{f"sr-x{s}-{mode}": sr_config(s, downsampler=mode) for s in (2, 3, 4) for mode in ("bicubic", "direct")},
+}
+
+
+@pytest.mark.parametrize("name", list(LIKELIHOOD_CONFIGS))
+def test_y_is_normal_around_the_degraded_latent_image_with_std_sqrt_sigma2(name):
+    """Eq. 7: y ~ N([(z ∗ g(λ², ρ))↓s], σ²), with the z, λ², ρ and σ² the model drew."""
+    config = LIKELIHOOD_CONFIGS[name]
+    tr, _ = _likelihood_site(config)
+    nodes = tr.nodes
+    normal = nodes["y"]["fn"].base_dist
+    kernel = None
+    if config.has_kernel:
+        kernel = gaussian_kernel(nodes["lambda2"]["value"], nodes["rho"]["value"], config.kernel_size)
+    expected = degrade(nodes["z"]["value"], kernel, config.scale, config.downsampler)
+    assert normal.loc.shape == expected.shape == nodes["y"]["value"].shape
+    torch.testing.assert_close(normal.loc, expected)
+    torch.testing.assert_close(normal.scale, nodes["sigma2"]["value"].sqrt().expand_as(expected))
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_y_mean_is_the_reflect_padded_convolution_then_the_upper_left_pixel_of_each_block(scale):
+    """The same mean, computed without the project's operators (scipy; "direct" ↓s): a
+    model without the blur, without the downsampler or with the kernel transposed fails."""
+    config = sr_config(scale, downsampler="direct")
+    tr, _ = _likelihood_site(config)
+    nodes = tr.nodes
+    kernels = gaussian_kernel(nodes["lambda2"]["value"], nodes["rho"]["value"], config.kernel_size)
+    z = nodes["z"]["value"].double().numpy()
+    loc = nodes["y"]["fn"].base_dist.loc.double().numpy()
+    for b in range(z.shape[0]):
+        k = kernels[b].double().numpy()
+        assert np.abs(k - k.T).max() > 1e-3, "the kernel is not symmetric, so a transposed one differs"
+        for c in range(z.shape[1]):
+            blurred = ndimage.convolve(z[b, c], k, mode="mirror")  # mirror = torch's "reflect"
+            np.testing.assert_allclose(loc[b, c], blurred[::scale, ::scale], atol=1e-5)
+
+
+def test_the_observed_y_is_scored_by_that_normal():
+    config = sr_config(3)
+    tr, _ = _likelihood_site(config)
+    tr.compute_log_prob()
+    site = tr.nodes["y"]
+    normal = site["fn"].base_dist
+    manual = torch.distributions.Normal(normal.loc, normal.scale).log_prob(site["value"]).sum()
+    assert site["log_prob_sum"].item() == pytest.approx(manual.item() / site["value"].numel(), rel=1e-5)
+
+
+def test_the_likelihood_stays_float32_under_mixed_precision_autocast():
+    """Autocast is for the guide's networks: the blur (a convolution) must not run in bf16."""
+    config = sr_config(4)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        tr, _ = _likelihood_site(config)
+    nodes = tr.nodes
+    kernel = gaussian_kernel(nodes["lambda2"]["value"], nodes["rho"]["value"], config.kernel_size)
+    expected = degrade(nodes["z"]["value"], kernel, config.scale, config.downsampler)
+    loc = nodes["y"]["fn"].base_dist.loc
+    assert loc.dtype == torch.float32
+    torch.testing.assert_close(loc, expected)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tomli_w
 
-from generative.config import ModelConfig
+from generative.config import TRAINING_NOISE, ModelConfig
 from guides.guide import GuideConfig
 
 if sys.version_info >= (3, 11):
@@ -31,20 +31,34 @@ DATA_KINDS = ("synthetic", "paired", "sidd-medium")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where examples come from and how they are degraded (training/data.py)."""
+    """Where examples come from and how they are degraded (training/data.py).
+
+    noise, min_sigma and max_sigma left as None take the model task's training noise
+    (generative.config.TRAINING_NOISE) when the TrainConfig is built, and kernel_patch_size
+    left as None becomes patch_size (KNet reads the patch RNet restores).
+    """
 
     kind: str = "synthetic"  # synthetic degradations of clean images, or real noisy/clean pairs
     patch_size: int = 128  # HR patch side
-    noise: str = "niid"  # denoising: "niid" (bumps + i.i.d.), "iid" or "bump"; SR: "iid"
-    max_sigma: float = 75 / 255
+    noise: str | None = None  # denoising: "niid" (bumps + i.i.d.), "iid" or "bump"; SR: "iid"
+    min_sigma: float | None = None  # range of the i.i.d. noise std
+    max_sigma: float | None = None
+    kernel_patch_size: int | None = None  # SR: HR side of the larger patch around each one that KNet reads
     batch_size: int = 16
     workers: int = 2
     holdout: float = 0.1  # fraction of the images held out for validation
     val_images: int = 8  # validation crops scored every run.val_every steps
+    val_kernels: int = 64  # SR: whole held-out images, each with its own kernel, for KNet's correlations
 
     def __post_init__(self) -> None:
         if self.kind not in DATA_KINDS:
             raise ValueError(f"unknown data kind {self.kind!r}; expected one of {DATA_KINDS}")
+
+    def for_task(self, task: str) -> DataConfig:
+        """This config with every unset field resolved: the noise from `task`'s training
+        noise, the kernel patch as the patch."""
+        defaults = {**TRAINING_NOISE[task], "kernel_patch_size": self.patch_size}
+        return dataclasses.replace(self, **{k: v for k, v in defaults.items() if getattr(self, k) is None})
 
 
 @dataclass(frozen=True)
@@ -91,6 +105,9 @@ class TrainConfig:
     optim: OptimConfig = OptimConfig()
     run: RunConfig = RunConfig()
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "data", self.data.for_task(self.model.task))
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -115,7 +132,10 @@ def config_from_dict(values: dict) -> TrainConfig:
         if extra:
             raise ValueError(f"unknown key(s) in [{section}]: {', '.join(sorted(extra))}")
         _check_types(section, cls, given)
-        sections[section] = cls(**given)
+        if section == "model":
+            sections[section] = ModelConfig.for_task(given.pop("task", "denoise"), given.pop("scale", None), **given)
+        else:
+            sections[section] = cls(**given)
     return TrainConfig(name=values.get("name", "custom"), **sections)
 
 

@@ -12,6 +12,8 @@ Every example is a dict of tensors (default collate stacks them into a batch):
   "lambda_hat"  (3,)    Λ̂ = (λ1², λ2², ρ) of the blur kernel (SR), (0,) for denoising
   "sigma"       1×h×w   true noise std map (synthetic data only: for real noise pairs the
                         true σ is unknown and the key is absent)
+  "y_kernel"    C×h'×w' SR with a `kernel_patch_size`: the larger LR patch around y, with the
+                        same kernel and noise level, that the guide's KNet reads
 
 Randomness: each example draws from its own torch.Generator. With ``deterministic=True``
 its seed is a function of (seed, index) only, so an index always gives the same example
@@ -36,9 +38,9 @@ import scipy.io
 import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from generative.config import ModelConfig
+from generative.config import TASK_DEFAULTS, TRAINING_NOISE, ModelConfig
 from generative.kernels import gaussian_kernel, sample_kernel_lambdas
-from generative.noise import TRAIN_SIGMA_MAX, add_gaussian_noise, iid_sigma_map, training_sigma_map
+from generative.noise import add_gaussian_noise, iid_sigma_map, training_sigma_map
 from generative.operators import degrade
 from generative.variance_prior import variance_prior_estimate
 
@@ -46,7 +48,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 TASKS = ("denoise", "sr")
 NOISE_KINDS = ("niid", "iid", "bump")
 DOWNSAMPLERS = ("bicubic", "direct")
-SR_MAX_SIGMA = 15 / 255
 SIDD_NOISY_KEY = "ValidationNoisyBlocksSrgb"
 SIDD_GT_KEY = "ValidationGtBlocksSrgb"
 _INTEGER_RANGES = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
@@ -85,32 +86,36 @@ class DegradationSpec:
     task: "denoise" (scale 1, no blur) or "sr" (blur with a random kernel, downsample by
     `scale`, add i.i.d. noise). patch_size: side of the HR patch (a multiple of scale).
     noise: "niid" (half Gaussian bumps, half i.i.d.), "iid" or "bump" (denoising; SR noise
-    is always "iid"). max_sigma: top of the i.i.d. σ range (75/255 denoising, 15/255 SR; the
-    bumps have their own range, DESIGN.md). downsampler: "bicubic" (SR default) or "direct";
-    None for denoising. window: p of ξ (Eq. 5; 7 denoising, 11 SR). sigma_channels: channels
-    of ξ (1, or 3 for per-channel real noise). kernel_size: side of the blur kernel (SR).
-    Fields left as None take the task's default.
+    is always "iid"). min_sigma, max_sigma: the range of the i.i.d. σ (denoising [0, 75/255],
+    SR [0.5/255, 15/255]; the bumps have their own range, DESIGN.md). downsampler: "bicubic"
+    (SR default) or "direct"; None for denoising. window: p of ξ (Eq. 5; 7 denoising, 11 SR).
+    sigma_channels: channels of ξ (1, or 3 for per-channel real noise). kernel_size: side of
+    the blur kernel (SR). kernel_patch_size: SR only, the side of a larger HR patch whose
+    degradation KNet reads ("y_kernel"); the patch y is its centre (None: KNet reads y).
+    Fields left as None take the task's default
+    (generative.config.TASK_DEFAULTS and TRAINING_NOISE).
     """
 
     task: str = "denoise"
     scale: int = 1
     patch_size: int = 128
     noise: str | None = None
+    min_sigma: float | None = None
     max_sigma: float | None = None
     downsampler: str | None = None
     window: int | None = None
     sigma_channels: int = 1
     kernel_size: int = 21
+    kernel_patch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
             raise ValueError(f"unknown task {self.task!r}; expected one of {TASKS}")
         sr = self.task == "sr"
         defaults = {
-            "noise": "iid" if sr else "niid",
-            "max_sigma": SR_MAX_SIGMA if sr else TRAIN_SIGMA_MAX,
-            "downsampler": "bicubic" if sr else None,
-            "window": 11 if sr else 7,
+            **TRAINING_NOISE[self.task],
+            "downsampler": TASK_DEFAULTS["sr"]["downsampler"] if sr else None,
+            "window": TASK_DEFAULTS[self.task]["window"],
         }
         for name, value in defaults.items():
             if getattr(self, name) is None:
@@ -126,8 +131,8 @@ class DegradationSpec:
             raise ValueError(f"unknown downsampler {self.downsampler!r}; expected one of {DOWNSAMPLERS}")
         if not sr and self.downsampler is not None:
             raise ValueError("denoising has no downsampler; leave downsampler as None")
-        if not 0 <= self.max_sigma:
-            raise ValueError(f"max_sigma must be >= 0, got {self.max_sigma!r}")
+        if not 0 <= self.min_sigma <= self.max_sigma:
+            raise ValueError(f"need 0 <= min_sigma <= max_sigma, got {self.min_sigma!r} and {self.max_sigma!r}")
         if not isinstance(self.window, int) or self.window < 3 or self.window % 2 == 0:
             raise ValueError(f"window p must be an odd integer >= 3, got {self.window!r}")
         if self.sigma_channels not in (1, 3):
@@ -141,6 +146,22 @@ class DegradationSpec:
                 f"patch_size {self.patch_size} is too small for window {self.window} at scale {self.scale}"
                 + (f" and kernel size {self.kernel_size}" if sr else "")
             )
+
+        if self.kernel_patch_size is not None and (
+            not sr
+            or not isinstance(self.kernel_patch_size, int)
+            or self.kernel_patch_size % self.scale != 0
+            or self.kernel_patch_size < self.patch_size
+        ):
+            raise ValueError(
+                f"kernel_patch_size (SR only) must be a multiple of scale {self.scale} and at least "
+                f"patch_size {self.patch_size}, got {self.kernel_patch_size!r}"
+            )
+
+    @property
+    def crop_size(self) -> int:
+        """Side of the HR crop taken from an image: the kernel patch when there is one."""
+        return self.kernel_patch_size or self.patch_size
 
     @property
     def lr_patch_size(self) -> int:
@@ -164,13 +185,16 @@ class DegradationSpec:
 
 
 def synthesize(x: torch.Tensor, spec: DegradationSpec, generator: torch.Generator | None = None) -> dict:
-    """Degrade clean patches x (B×C×H×W in [0, 1]) as `spec` says; draws on x's device.
+    """Degrade clean patches x (B×C×P×P in [0, 1], P = spec.crop_size) as `spec` says;
+    draws on x's device.
 
     Returns batched "y" (B×C×h×w, unclipped), "x", "xi" (B×c×h×w, Eq. 5 with the same H
-    that made y), "lambda_hat" (B×3 for SR, B×0 for denoising) and "sigma" (B×1×h×w).
+    that made y), "lambda_hat" (B×3 for SR, B×0 for denoising) and "sigma" (B×1×h×w). With
+    a kernel patch, x is first degraded whole into "y_kernel"; the returned x is its centre
+    patch (offset a multiple of s) and y = Hx plus the same noise as that part of y_kernel.
     """
-    if x.dim() != 4 or x.shape[-2:] != (spec.patch_size, spec.patch_size):
-        raise ValueError(f"x must be B×C×{spec.patch_size}×{spec.patch_size}, got {tuple(x.shape)}")
+    if x.dim() != 4 or x.shape[-2:] != (spec.crop_size, spec.crop_size):
+        raise ValueError(f"x must be B×C×{spec.crop_size}×{spec.crop_size}, got {tuple(x.shape)}")
     batch, _, size, _ = x.shape
     if spec.task == "denoise":
         hx = x
@@ -180,10 +204,20 @@ def synthesize(x: torch.Tensor, spec: DegradationSpec, generator: torch.Generato
         lambda_hat = sample_kernel_lambdas(batch, spec.scale, generator, device=x.device).to(x.dtype)
         kernel = gaussian_kernel(lambda_hat[:, :2], lambda_hat[:, 2], size=spec.kernel_size)
         hx = degrade(x, kernel, spec.scale, mode=spec.downsampler)  # Eq. 26
-        sigma = iid_sigma_map(batch, spec.lr_patch_size, spec.lr_patch_size, spec.max_sigma, generator, device=x.device)
+        side = size // spec.scale
+        sigma = iid_sigma_map(batch, side, side, spec.max_sigma, generator, device=x.device, min_sigma=spec.min_sigma)
     y = add_gaussian_noise(hx, sigma, generator)
+    extra = {}
+    if spec.crop_size != spec.patch_size:
+        offset = (spec.crop_size - spec.patch_size) // 2 // spec.scale  # LR pixels
+        lr, hr = slice(offset, offset + spec.lr_patch_size), slice(offset * spec.scale, offset * spec.scale + spec.patch_size)
+        extra["y_kernel"] = y
+        x = x[..., hr, hr]
+        noise, sigma = (y - hx)[..., lr, lr], sigma[..., lr, lr]
+        hx = degrade(x, kernel, spec.scale, mode=spec.downsampler)
+        y = hx + noise
     xi = variance_prior_estimate(y, hx, spec.window, spec.sigma_channels)  # Eq. 5
-    return {"y": y, "x": x, "xi": xi, "lambda_hat": lambda_hat, "sigma": sigma.to(x.dtype)}
+    return {"y": y, "x": x, "xi": xi, "lambda_hat": lambda_hat, "sigma": sigma.to(x.dtype), **extra}
 
 
 class _StoredImages(Dataset):
@@ -193,7 +227,7 @@ class _StoredImages(Dataset):
         self.spec = spec
         self.seed = _check_seed(seed)
         self.deterministic = deterministic
-        self._store = _ImageStore(groups, spec.patch_size, cache)
+        self._store = _ImageStore(groups, spec.crop_size, cache)
         self.skipped = self._store.skipped
         self.length = _check_length(length, len(self._store.groups))
 
@@ -228,7 +262,7 @@ class SyntheticDegradation(_StoredImages):
         _check_index(index, self.length)
         generator = _item_generator(self.seed, index, self.deterministic)
         (image,) = self._store.images(index % len(self.paths))
-        patch = _augment(_to_unit(_random_crop(image, self.spec.patch_size, generator)), generator)
+        patch = _augment(_to_unit(_random_crop(image, self.spec.crop_size, generator)), generator)
         example = synthesize(patch[None], self.spec, generator)
         return {key: value[0] for key, value in example.items()}
 
@@ -357,12 +391,12 @@ def validation_batch(folder_or_paths, spec: DegradationSpec, count: int, seed: i
     """
     if not isinstance(count, int) or count < 1:
         raise ValueError(f"count must be a positive integer, got {count!r}")
-    store = _ImageStore([[p] for p in _image_paths(folder_or_paths)[:count]], spec.patch_size, cache=True)
+    store = _ImageStore([[p] for p in _image_paths(folder_or_paths)[:count]], spec.crop_size, cache=True)
     examples = []
     for index in range(count):
         (image,) = store.images(index % len(store.groups))
         generator = _item_generator(_check_seed(seed), index, deterministic=True)
-        examples.append(synthesize(_to_unit(_centre_crop(image, spec.patch_size))[None], spec, generator))
+        examples.append(synthesize(_to_unit(_centre_crop(image, spec.crop_size))[None], spec, generator))
     return {key: torch.cat([example[key] for example in examples]) for key in examples[0]}
 
 
@@ -495,11 +529,11 @@ def _blocks_to_tensor(blocks: np.ndarray) -> torch.Tensor:
 def _denoising_sigma(batch, size, spec, generator, like) -> torch.Tensor:
     """B×1×P×P σ maps: Gaussian bumps, i.i.d. levels, or half and half ("niid")."""
     if spec.noise == "iid":
-        return iid_sigma_map(batch, size, size, spec.max_sigma, generator, device=like.device)
+        return iid_sigma_map(batch, size, size, spec.max_sigma, generator, device=like.device, min_sigma=spec.min_sigma)
     bumps = training_sigma_map(batch, size, size, generator, device=like.device)
     if spec.noise == "bump":
         return bumps
-    levels = iid_sigma_map(batch, size, size, spec.max_sigma, generator, device=like.device)
+    levels = iid_sigma_map(batch, size, size, spec.max_sigma, generator, device=like.device, min_sigma=spec.min_sigma)
     draw_device = generator.device if generator is not None else None
     use_bump = torch.rand(batch, generator=generator, device=draw_device) < 0.5
     return torch.where(use_bump.to(like.device).view(-1, 1, 1, 1), bumps, levels)

@@ -4,7 +4,9 @@ One step: a batch (y, x, ξ, Λ̂) from the data pipeline, the negative ELBO of 
 model and guide (per observed pixel, ``training.elbo``), back-propagation, gradient-norm
 clipping per network, Adam, and the learning-rate schedule (linear warm-up, then cosine
 annealing to ``lr_min``). Around it: a tqdm bar with the ELBO's terms, a CSV log (and
-TensorBoard when installed), validation PSNR on held-out images, atomic checkpoints,
+TensorBoard when installed) with each network's gradient norm and how often it was clipped,
+validation on held-out images (``training.validation``: PSNR, noise-level error and, for
+SR, the correlation of KNet's estimate with the true kernel), atomic checkpoints,
 resumption, a stop with a clear message on a non-finite ELBO, and DistributedDataParallel
 under ``torchrun`` (only rank 0 writes).
 """
@@ -32,9 +34,15 @@ from training.checkpoint import capture_rng, restore_rng, save_checkpoint, save_
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
 from training.resume import cut_log_after, resume_point
+from training.validation import kernel_tracking, kernel_validation_set, restoration_scores
 from virnet.models import WEIGHTS_FORMAT
 
-LOG_COLUMNS = ("step", "loss", *TERMS, "lr", "val_psnr", "step_seconds", "data_seconds")
+NETWORKS = ("snet", "knet", "rnet")
+VALIDATION_COLUMNS = ("val_psnr", "val_sigma_error", "val_r_lambda1", "val_r_lambda2", "val_r_rho")
+# grad_<net>: the gradient norm before clipping at the logged step; clipped_<net>: the
+# fraction of the steps since the previous row in which that network's gradient was clipped.
+GRADIENT_COLUMNS = tuple(f"{kind}_{net}" for kind in ("grad", "clipped") for net in NETWORKS)
+LOG_COLUMNS = ("step", "loss", *TERMS, "lr", *VALIDATION_COLUMNS, *GRADIENT_COLUMNS, "step_seconds", "data_seconds")
 
 
 class TrainingDiverged(RuntimeError):
@@ -82,22 +90,32 @@ def build_objective(config: TrainConfig, device: torch.device, distributed: bool
 
 
 def batch_arguments(batch: dict, device: torch.device) -> tuple:
-    """A data-pipeline batch as the model's arguments (y, x, ξ, Λ̂ or None)."""
+    """A data-pipeline batch as the model's arguments (y, x, ξ, Λ̂ or None), followed by
+    KNet's larger patch y_kernel when the batch has one."""
     lambda_hat = batch["lambda_hat"]
-    return (
+    arguments = (
         batch["y"].to(device, non_blocking=True),
         batch["x"].to(device, non_blocking=True),
         batch["xi"].to(device, non_blocking=True),
         lambda_hat.to(device) if lambda_hat.shape[-1] else None,
     )
+    if "y_kernel" in batch:
+        arguments += (batch["y_kernel"].to(device, non_blocking=True),)
+    return arguments
 
 
-def clip_per_network(guide: VIRNetGuide, clip: dict) -> None:
-    """Clip the gradient norm of SNet, KNet and RNet separately (DESIGN.md)."""
-    for name, max_norm in clip.items():
+def clip_per_network(guide: VIRNetGuide, clip: dict) -> dict[str, tuple[float, bool]]:
+    """Clip the gradient norm of SNet, KNet and RNet separately (DESIGN.md; a network
+    missing from `clip` is not clipped). Returns {network: (norm before clipping, clipped)}."""
+    norms = {}
+    for name in NETWORKS:
         network = getattr(guide, name, None)
-        if network is not None:
-            torch.nn.utils.clip_grad_norm_(network.parameters(), max_norm)
+        if network is None:
+            continue
+        max_norm = clip.get(name, math.inf)
+        norm = float(torch.nn.utils.clip_grad_norm_(network.parameters(), max_norm))
+        norms[name] = (norm, norm > max_norm)
+    return norms
 
 
 def first_bad_term(loss: torch.Tensor, terms: dict) -> str | None:
@@ -110,38 +128,39 @@ def first_bad_term(loss: torch.Tensor, terms: dict) -> str | None:
     return "loss"
 
 
-@torch.no_grad()
-def validation_psnr(guide: VIRNetGuide, batch: dict, device: torch.device) -> float:
-    """Mean PSNR (dB) of the posterior mean µ against x on a fixed validation batch."""
-    guide.eval()
-    psnrs = []
-    for i in range(batch["y"].shape[0]):
-        mu = guide.posterior(batch["y"][i : i + 1].to(device)).mu.clamp(0, 1)
-        mse = (mu - batch["x"][i : i + 1].to(device)).pow(2).mean().item()
-        psnrs.append(10 * math.log10(1 / max(mse, 1e-12)))
-    guide.train()
-    return sum(psnrs) / len(psnrs)
-
-
 def make_datasets(config: TrainConfig, data_dir: Path):
-    """(training dataset, validation batch or None) for the configured data kind."""
+    """(training dataset, validation batch or None, kernel validation cases) for the
+    configured data kind; the kernel cases are empty except for synthetic SR data."""
+    data = config.data
+    synthetic = data.kind == "synthetic"
+    kernel_patch = data.kernel_patch_size if config.model.has_kernel and data.kernel_patch_size != data.patch_size else None
     spec = datasets.DegradationSpec.from_model_config(
         config.model,
-        config.data.patch_size,
-        **({"noise": config.data.noise, "max_sigma": config.data.max_sigma} if config.data.kind == "synthetic" else {}),
+        data.patch_size,
+        **({"noise": data.noise, "min_sigma": data.min_sigma, "max_sigma": data.max_sigma} if synthetic else {}),
+        **({"kernel_patch_size": kernel_patch} if kernel_patch else {}),
     )
     seed = config.run.seed
-    if config.data.kind == "synthetic":
-        train_paths, val_paths = datasets.holdout_split(datasets.find_images(data_dir), config.data.holdout, seed)
-        length = max(len(train_paths), config.data.batch_size * 100)
+    if synthetic:
+        train_paths, val_paths = datasets.holdout_split(datasets.find_images(data_dir), data.holdout, seed)
+        length = max(len(train_paths), data.batch_size * 100)
         train = datasets.SyntheticDegradation(train_paths, spec, length=length, seed=seed)
-        val = datasets.validation_batch(val_paths, spec, config.data.val_images, seed) if config.data.val_images else None
-        return train, val
-    if config.data.kind == "paired":
+        val = datasets.validation_batch(val_paths, spec, data.val_images, seed) if data.val_images else None
+        kernels = kernel_validation_set(val_paths, spec, data.val_kernels, seed) if config.model.has_kernel else []
+        return train, val, kernels
+    if data.kind == "paired":
         train = datasets.PairedImages(data_dir / "noisy", data_dir / "clean", spec, seed=seed)
     else:
         train = datasets.PairedImages.from_sidd_medium(data_dir, spec, seed=seed, cache=False)
-    return train, None
+    return train, None, []
+
+
+def validation_metrics(guide: VIRNetGuide, batch: dict | None, kernels: list, device: torch.device) -> dict:
+    """The VALIDATION_COLUMNS this run can fill (training.validation)."""
+    metrics = restoration_scores(guide, batch, device) if batch is not None else {}
+    if kernels:
+        metrics.update({f"val_{k}": v for k, v in kernel_tracking(guide, kernels, device).items()})
+    return metrics
 
 
 class MetricsLog:
@@ -233,7 +252,7 @@ def train(
         restore_rng(state["rng"])
         step, metrics = state["step"], state["metrics"]
 
-    train_set, val_batch = make_datasets(config, data_dir)
+    train_set, val_batch, val_kernels = make_datasets(config, data_dir)
     loader = datasets.make_loader(
         train_set, config.data.batch_size // world, config.data.workers, config.run.seed + step, distributed
     )
@@ -258,6 +277,8 @@ def train(
         return save_checkpoint(checkpoints, step, state, keep=config.run.keep_checkpoints)
 
     epoch, last_val = 0, {}
+    clipped_since_row = {name: 0 for name in NETWORKS}
+    steps_since_row = 0
     try:
         while step < optim.steps:
             if distributed:
@@ -273,19 +294,27 @@ def train(
                     raise TrainingDiverged(f"step {step + 1}: the ELBO term {bad!r} is not finite{where}")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                clip_per_network(guide, optim.clip)
+                norms = clip_per_network(guide, optim.clip)
                 optimizer.step()
                 scheduler.step()
                 step += 1
+                steps_since_row += 1
+                for name, (_, clipped) in norms.items():
+                    clipped_since_row[name] += clipped
                 step_seconds = time.perf_counter() - fetch_start
                 metrics = {"loss": loss.item(), **{k: v.item() for k, v in elbo.terms.items()}}
-                validate = val_batch is not None and (step % config.run.val_every == 0 or step == optim.steps)
+                has_validation = val_batch is not None or val_kernels
+                validate = has_validation and (step % config.run.val_every == 0 or step == optim.steps)
                 if is_writer and validate:
-                    metrics["val_psnr"] = validation_psnr(guide, val_batch, device)
-                    last_val = {"val_psnr": metrics["val_psnr"]}
+                    last_val = validation_metrics(guide, val_batch, val_kernels, device)
+                    metrics.update(last_val)
                 if is_writer and (step % config.run.log_every == 0 or validate):
-                    row = {"step": step, "lr": scheduler.get_last_lr()[0], "val_psnr": "", **metrics}
-                    log.write({**row, "step_seconds": step_seconds, "data_seconds": data_seconds})
+                    gradients = {f"grad_{name}": norm for name, (norm, _) in norms.items()}
+                    gradients.update({f"clipped_{name}": clipped_since_row[name] / steps_since_row for name in norms})
+                    clipped_since_row = {name: 0 for name in NETWORKS}
+                    steps_since_row = 0
+                    row = {"step": step, "lr": scheduler.get_last_lr()[0], **dict.fromkeys(VALIDATION_COLUMNS, ""), **metrics}
+                    log.write({**row, **gradients, "step_seconds": step_seconds, "data_seconds": data_seconds})
                 if is_writer:
                     bar.update(1)
                     bar.set_postfix(_postfix({**metrics, **last_val}), refresh=False)
@@ -307,5 +336,5 @@ def train(
 
 
 def _postfix(metrics: dict) -> dict:
-    short = {"loss": "loss", "likelihood": "lik", "kl_z": "klz", "kl_sigma2": "kls2", "kl_kernel": "klk", "val_psnr": "psnr"}
+    short = {"loss": "loss", "likelihood": "lik", "kl_z": "klz", "kl_sigma2": "kls2", "kl_kernel": "klk", "val_psnr": "psnr", "val_r_rho": "r_rho"}
     return {short[k]: f"{v:.4g}" for k, v in metrics.items() if k in short}
