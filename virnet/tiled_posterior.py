@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from guides.guide import Posterior, VIRNetGuide
+from guides.guide import Degradation, Posterior, VIRNetGuide
 from virnet.errors import VirnetError
 from virnet.tiling import tile_size_for_budget, tiled_apply
 
@@ -40,26 +40,28 @@ def tiled_posterior(
     """
     cfg = guide.model_config
     s = cfg.scale
-    multiple = _tile_multiple(guide)
+    multiple = guide.padding_multiple
     side = tile_side(guide, tile, memory_budget)
     overlap_in = min(math.ceil(overlap / s), 3 * side // 4)  # a small forced tile still advances
     if not cfg.has_kernel:
         out = tiled_apply(lambda t: _posterior_maps(guide, t), y, side, overlap_in, multiple)
         return Posterior(mu=out["mu"], beta=out["beta"])
-    beta, eta, m = _degradation_estimate(guide, y, memory_budget)
+    estimate = _degradation_estimate(guide, y, memory_budget)
+    constant_beta = estimate.beta[..., :1, :1]
 
     def restore_tile(t: torch.Tensor) -> torch.Tensor:
-        return guide.restoration_mean(t, beta[..., :1, :1].expand(-1, -1, *t.shape[-2:]), eta, m)
+        tile_estimate = Degradation(constant_beta.expand(-1, -1, *t.shape[-2:]), estimate.eta, estimate.m)
+        return guide.restoration_mean(t, tile_estimate)
 
     mu = tiled_apply(restore_tile, y, side, overlap_in, multiple)
-    return Posterior(mu=mu, beta=beta, eta=eta, m=m)
+    return Posterior(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
 
 
 def tile_side(guide: VIRNetGuide, tile: int | None = None, memory_budget: int = DEFAULT_MEMORY_BUDGET) -> int:
     """The tile side (input pixels) `tiled_posterior` uses: `tile` rounded up to a size RNet
     accepts (s·side a multiple of 2^(levels − 1)), or, for None, the largest such side whose
     estimated activation memory fits `memory_budget` bytes (at least 64)."""
-    multiple = _tile_multiple(guide)
+    multiple = guide.padding_multiple
     if tile is None:
         cfg = guide.guide_config
         widest = max(cfg.rnet_widths[0], cfg.snet_features)
@@ -75,7 +77,7 @@ def _posterior_maps(guide: VIRNetGuide, y: torch.Tensor) -> dict[str, torch.Tens
     return {"mu": post.mu, "beta": post.beta}
 
 
-def _degradation_estimate(guide: VIRNetGuide, y: torch.Tensor, memory_budget: int):
+def _degradation_estimate(guide: VIRNetGuide, y: torch.Tensor, memory_budget: int) -> Degradation:
     """(β: B×Cσ×h×w constant per image, η: B×2, m: B) from SNet and KNet (Eqs. 13-14) on the
     whole LR image, or on its centre crop when that exceeds the memory budget."""
     per_pixel = SNET_BYTES_PER_FEATURE * max(guide.guide_config.snet_features, guide.guide_config.knet_features)
@@ -86,11 +88,5 @@ def _degradation_estimate(guide: VIRNetGuide, y: torch.Tensor, memory_budget: in
         crop_h, crop_w = min(height, side), min(width, side)
         top, left = (height - crop_h) // 2, (width - crop_w) // 2
         region = y[..., top : top + crop_h, left : left + crop_w]
-    beta = guide.snet(region)
-    eta, m = guide.knet(region)
-    return beta[..., :1, :1].expand(-1, -1, height, width), eta, m
-
-
-def _tile_multiple(guide: VIRNetGuide) -> int:
-    """Input tile sides must be multiples of this so that s·side is one of RNet's."""
-    return guide.rnet.multiple // math.gcd(guide.rnet.multiple, guide.model_config.scale)
+    estimate = guide.degradation(region)
+    return Degradation(estimate.beta[..., :1, :1].expand(-1, -1, height, width), estimate.eta, estimate.m)
