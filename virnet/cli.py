@@ -1,4 +1,5 @@
-"""The `virnet` command: ``restore``, ``sample``, ``demo``, ``train``, ``plot-log`` and ``bench``.
+"""The `virnet` command: ``restore``, ``sample``, ``demo``, ``train``, ``plot-log``, ``bench``
+and ``import-official``.
 
 Subcommands register through ``add_parser(subparsers)`` functions listed in REGISTRARS; each
 sets ``run`` (parsed arguments -> exit status). Bad input never shows a traceback: usage
@@ -17,7 +18,7 @@ import torch
 from benchmarks import command as bench_command
 from training import command as train_command
 from training.loop import TrainingDiverged
-from virnet import commands, demo
+from virnet import commands, demo, import_command
 from virnet.commands import EXIT_FAILED, error_line
 from virnet.errors import VirnetError
 
@@ -30,6 +31,7 @@ REGISTRARS = (
     demo.add_parser,
     train_command.add_parsers,
     bench_command.add_parsers,
+    import_command.add_parser,
 )
 
 
