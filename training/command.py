@@ -33,6 +33,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="shortcut for optim.steps=N")
     parser.add_argument("--elbo", choices=("mc", "analytic"), help="shortcut for optim.elbo=...")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument(
+        "--init",
+        metavar="NAME|PATH",
+        help="fine-tune: start from these weights (a .safetensors model or an embedded name) and their "
+        "guide architecture; the optimizer starts fresh",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="SECTION.KEY=VALUE", help="e.g. optim.lr=2e-4")
 
@@ -52,7 +58,14 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / config.name
     if not args.resume and latest_checkpoint(out / "checkpoints") is not None:
         raise ValueError(f"{out} already holds a run: pass --resume to continue it or choose another --out")
-    result = train(config, args.data, out, device=args.device, resume=args.resume, progress=not args.no_progress)
+    init = None
+    if args.init is not None:
+        from virnet.models import resolve_weights
+
+        init = resolve_weights(args.init)
+    result = train(
+        config, args.data, out, device=args.device, resume=args.resume, progress=not args.no_progress, init=init
+    )
     if distributed_context()[0] == 0:
         print(f"trained {result.step} steps; weights: {result.weights}")
     return 0

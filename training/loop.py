@@ -37,6 +37,7 @@ from training.checkpoint import (
 )
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
+from training.finetune import initial_weights
 from virnet.models import WEIGHTS_FORMAT
 
 LOG_COLUMNS = ("step", "loss", *TERMS, "lr", "val_psnr", "step_seconds", "data_seconds")
@@ -61,13 +62,17 @@ def warmup_cosine(step: int, warmup: int, total: int, lr: float, lr_min: float) 
     return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * progress))) / lr
 
 
-def weights_metadata(config: TrainConfig, step: int, metrics: dict) -> dict:
-    """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it."""
+def weights_metadata(config: TrainConfig, step: int, metrics: dict, init: Path | None = None) -> dict:
+    """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it.
+    ``init``: the weights the run started from (fine-tuning), recorded when given."""
+    training = {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()}
+    if init is not None:
+        training["init"] = str(init)
     return {
         "format": WEIGHTS_FORMAT,
         "model_config": config.model.to_dict(),
         "guide_config": config.guide.to_dict(),
-        "training": {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()},
+        "training": training,
     }
 
 
@@ -186,6 +191,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     objective=build_objective,
+    init: Path | None = None,
 ) -> TrainResult:
     """Run SVI as ``config`` says; returns the final step and the exported weights' path.
 
@@ -197,7 +203,13 @@ def train(
     ``out`` receives config.toml, metrics.csv, checkpoints/ and model.safetensors (+ .json).
     With ``resume`` the latest complete checkpoint in ``out/checkpoints`` is continued with
     the same step counter, learning-rate schedule, optimizer and RNG states.
+    ``init``: a model file to fine-tune (``training.finetune``): the guide starts from its
+    weights and takes its architecture; the optimizer starts fresh. A checkpoint found
+    with ``resume`` takes precedence.
     """
+    init_state = None
+    if init is not None:
+        config, init_state = initial_weights(config, init)
     rank, world = distributed_context()
     distributed = world > 1
     device = torch.device(device)
@@ -230,6 +242,8 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])
         step, metrics = state["step"], state["metrics"]
+    elif init_state is not None:
+        guide.load_state_dict(init_state)
 
     train_set, val_batch = make_datasets(config, data_dir)
     loader = datasets.make_loader(
@@ -296,7 +310,7 @@ def train(
 
     weights = out / "model.safetensors"
     if is_writer:
-        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics))
+        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics, init))
     return TrainResult(step=step, weights=weights, metrics=metrics)
 
 
