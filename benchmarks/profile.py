@@ -4,7 +4,7 @@
     python -m benchmarks.profile (same arguments)
 
 Models: --model (else every embedded default) and the paper-size networks with random weights
-(guides.guide.paper_guide_config; the real-noise denoiser: RNet widths 96-160-224-288 × 3
+(guides.guide.paper_guide_config, "denoise", "sr" and "denoise-real": RNet widths 96-160-224-288 × 3
 blocks, SNet depth 8, 3 σ channels). FLOPs: torch.utils.flop_counter.FlopCounterMode over
 one `guide.posterior(y)` (SNet, KNet, RNet) on the meta device (no arithmetic is done), for a
 --denoise-size² image (512) or a --sr-size² HR output (256); gmacs = gflops / 2, the
@@ -23,7 +23,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks import protocol
 from generative.config import denoising_config, sr_config
-from guides.guide import GuideConfig, VIRNetGuide, paper_guide_config
+from guides.guide import VIRNetGuide, paper_guide_config
 from virnet.api import load_for_task
 from virnet.models import embedded_models
 
@@ -56,8 +56,7 @@ def paper_guide(kind: str) -> tuple[str, VIRNetGuide]:
     if kind == "sr":
         return "paper-sr-x4", VIRNetGuide(sr_config(4), paper_guide_config("sr"))
     if kind == "real":
-        real = GuideConfig(rnet_widths=(96, 160, 224, 288), rnet_blocks=3, snet_depth=8)
-        return "paper-denoise-real", VIRNetGuide(denoising_config(sigma_channels=3), real)
+        return "paper-denoise-real", VIRNetGuide(denoising_config(sigma_channels=3), paper_guide_config("denoise-real"))
     return "paper-denoise", VIRNetGuide(denoising_config(), paper_guide_config("denoise"))
 
 

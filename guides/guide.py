@@ -1,9 +1,12 @@
 """The amortized guide q(z, σ², Λ | y) = q(z | y, σ², Λ) q(σ² | y) q(Λ | y) (Eq. 12).
 
-Degradation estimation first: SNet gives β, the mode of q(σ²|y) (Eq. 13); KNet gives
-(m, η), the parameters of q(Λ|y) (Eq. 14). Restoration then: RNet gives µ, the mean of
-q(z|y, σ², Λ) (Eq. 15), reading y together with the degradation estimate. The guide
-samples its sites in the model's order under the same plate and per-pixel scale.
+Two stages, as in the public implementation's forward pass. Degradation estimation
+(`VIRNetGuide.degradation`): SNet gives β, the mode of q(σ²|y) (Eq. 13); KNet gives
+(m, η), the parameters of q(Λ|y) (Eq. 14). Restoration (`VIRNetGuide.restoration_mean`):
+RNet gives µ, the mean of q(z|y, σ², Λ) (Eq. 15), reading y (nearest-upsampled for SR)
+together with the degradation estimate as constant or per-pixel maps: (λ1², λ2², ρ) = (η1,
+η2, m) for SR, then √β. The guide samples its sites in the model's order under the same
+plate and per-pixel scale.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ FACTORIZATIONS = {
     "no-kernel": (True, False),  # q(z | y, σ²)
     "none": (False, False),  # q(z | y)
 }
-KERNEL_FEATURES = 3  # (log η1, log η2, m) as constant maps
+KERNEL_FEATURES = 3  # (η1, η2, m) = (λ1², λ2², ρ) as constant maps
 
 
 @dataclass(frozen=True)
@@ -61,8 +64,11 @@ class GuideConfig:
 
 @dataclass
 class Degradation:
-    """The first stage's estimate (Eqs. 13-14): beta: B×Cσ×h×w mode of q(σ²|y); eta: B×2
-    scales of q(λ²|y) and m: B mean of q(ρ|y) (SR only, else None)."""
+    """The degradation estimate of the first stage (Eqs. 13-14).
+
+    beta: B×Cσ×h×w mode of q(σ²|y); eta: B×2 scales of q(λ²|y) and m: B mean of q(ρ|y)
+    (SR only, else None).
+    """
 
     beta: torch.Tensor
     eta: torch.Tensor | None = None
@@ -117,28 +123,16 @@ class VIRNetGuide(nn.Module):
             guide_config.conditioning if cond_channels else "none",
         )
 
-    def _conditioning_maps(self, beta, eta, m, size) -> torch.Tensor | None:
-        """The degradation estimate as B×cond×H×W maps at the restored image's size."""
-        maps = []
-        if self.on_sigma:
-            maps.append(upsample_nearest(beta.sqrt(), self.model_config.scale))
-        if self.on_kernel:
-            kernel_code = torch.cat([eta.log(), m[:, None]], dim=1)  # B×3
-            maps.append(kernel_code[:, :, None, None].expand(-1, -1, *size))
-        if not maps:
-            return None
-        cond = torch.cat(maps, dim=1)
-        return cond.detach() if self.guide_config.detach_degradation else cond
-
     @property
     def padding_multiple(self) -> int:
-        """Sides of y (pixels) that are multiples of this reach RNet, after the ×s upsampling,
-        as multiples of 2^(scales − 1), so RNet pads nothing."""
+        """Tiles of y whose sides are multiples of this many pixels reach RNet (after the ×s
+        upsampling) at sides that are multiples of 2^(scales − 1), so RNet pads nothing and
+        a tile's µ does not depend on padding: 2^(len(rnet_widths) − 1) / gcd(that, s)."""
         return self.rnet.multiple // math.gcd(self.rnet.multiple, self.model_config.scale)
 
     def degradation(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> Degradation:
-        """y: B×C×h×w -> β (SNet, Eq. 13) and, for SR, (η, m) (KNet, Eq. 14); float32 even
-        under mixed-precision autocast.
+        """y: B×C×h×w -> the degradation estimate: β (SNet, Eq. 13) and, for SR, (η, m) (KNet,
+        Eq. 14); float32 even under mixed-precision autocast.
 
         y_kernel: optionally a larger LR patch around y with the same degradation
         (B×C×h'×w'); KNet reads it instead of y (SR only).
@@ -160,7 +154,7 @@ class VIRNetGuide(nn.Module):
         y: B×C×h×w; degradation: β at B×Cσ×h×w (and η, m for SR) -> µ: B×C×(h·s)×(w·s).
         """
         upsampled = upsample_nearest(y, self.model_config.scale)
-        cond = self._conditioning_maps(degradation.beta, degradation.eta, degradation.m, upsampled.shape[-2:])
+        cond = self._conditioning_maps(degradation, upsampled.shape[-2:])
         return self.rnet(upsampled, cond).float()
 
     def posterior(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> Posterior:
@@ -169,6 +163,21 @@ class VIRNetGuide(nn.Module):
         estimate = self.degradation(y, y_kernel)
         mu = self.restoration_mean(y, estimate)
         return Posterior(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
+
+    def _conditioning_maps(self, degradation: Degradation, size) -> torch.Tensor | None:
+        """The degradation estimate as B×cond×H×W maps at the restored image's size: the
+        kernel (η1, η2, m) as constant maps, then √β (nearest-upsampled), as the public
+        forward pass orders them."""
+        maps = []
+        if self.on_kernel:
+            kernel_code = torch.cat([degradation.eta, degradation.m[:, None]], dim=1)  # B×3
+            maps.append(kernel_code[:, :, None, None].expand(-1, -1, *size))
+        if self.on_sigma:
+            maps.append(upsample_nearest(degradation.beta.sqrt(), self.model_config.scale))
+        if not maps:
+            return None
+        cond = torch.cat(maps, dim=1)
+        return cond.detach() if self.guide_config.detach_degradation else cond
 
     def draw(self, post: Posterior, y: torch.Tensor) -> None:
         """The guide's sample sites for parameters ``post`` of a batch y (B×C×h×w).
@@ -204,9 +213,19 @@ class VIRNetGuide(nn.Module):
         return post
 
 
+PAPER_GUIDES = {
+    # The public configs: denoising_syn.json, denoising_real.json and sisr_x*.json.
+    "denoise": GuideConfig(),
+    "denoise-real": GuideConfig(snet_depth=8, rnet_widths=(96, 160, 224, 288), rnet_blocks=3),
+    "sr": GuideConfig(rnet_widths=(96, 160, 224), rnet_blocks=2, conditioning="both"),
+}
+
+
 def paper_guide_config(task: str) -> GuideConfig:
-    """The paper-size networks (DESIGN.md): denoiser widths (96, 192, 288) × 3 blocks;
-    SR widths (96, 160, 224) × 2 blocks with β and Λ injected at the input and down path."""
-    if task == "sr":
-        return GuideConfig(rnet_widths=(96, 160, 224), rnet_blocks=2, conditioning="both")
-    return GuideConfig()
+    """The paper-size networks of the public configurations (DESIGN.md) for "denoise"
+    (synthetic noise: RNet widths (96, 192, 288) × 3 blocks, SNet depth 5), "denoise-real"
+    (widths (96, 160, 224, 288) × 3 blocks, SNet depth 8) or "sr" (widths (96, 160, 224) ×
+    2 blocks, β and Λ at the input and in the down path; KNet 64 features × 8 blocks)."""
+    if task not in PAPER_GUIDES:
+        raise ValueError(f"unknown task {task!r} for the paper-size guide; expected one of {tuple(PAPER_GUIDES)}")
+    return PAPER_GUIDES[task]

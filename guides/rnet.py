@@ -2,8 +2,24 @@
 
 A residual U-Net maps the (upsampled) corrupted image x plus conditioning maps (√β,
 kernel information) to µ, the mean of q(z|y, σ², Λ) = N(µ, ε0²). The conditioning maps
-enter by concatenation at the input ("input"), by a feature-wise multiplier and shift in
-every down-path residual block ("down"), by both ("both"), or not at all ("none").
+enter by concatenation at the input ("input"), by two feature-wise multiplier/shift layers
+in every down-path residual block ("down"), by both ("both"), or not at all ("none").
+
+Layer for layer the public implementation's RNet ("AttResUNet"), with its parameter names
+(so its weights load by renaming the prefix only, `virnet.official`):
+
+- ``head``: 3×3 conv of [x, cond] ("input"/"both") or x;
+- ``down_path[i]``: ``body`` = `blocks` residual blocks at width widths[i], then
+  ``downsampler`` = 3×3 stride-2 conv to widths[i + 1] (none at the coarsest scale); in
+  "down"/"both" each block reads the cond map resized by nearest neighbour to its scale;
+- ``up_path[j]`` (coarse to fine): ``upsampler`` = 2×2 stride-2 transposed conv, the skip
+  added to it, then ``body`` = `blocks` residual blocks without conditioning;
+- ``tail``: 3×3 conv, plus the global residual x.
+
+A residual block is pre-activation: h = conv1(lrelu(x·m1 + a1)), out = x + conv2(lrelu(h·m2
++ a2)), with (m_k, a_k) = ``sft{k}``(cond) from 1×1 convs (m_k = 1, a_k = 0 without
+conditioning). Inputs are reflect-padded at the bottom/right to a multiple of
+2^(len(widths) − 1) and the output cropped back.
 """
 
 from collections.abc import Sequence
@@ -16,54 +32,78 @@ CONDITIONING_MODES = ("input", "down", "both", "none")
 LEAKY_SLOPE = 0.2
 
 
-class _CondModulation(nn.Module):
-    """cond: B×K×h×w → (multiplier in (0, 1), shift), each B×F×h×w, by 1×1 convs."""
+class _Modulation(nn.Module):
+    """cond: B×K×h×w → (multiplier in (0, 1), shift), each B×F×h×w: two 1×1 convs with
+    LeakyReLU(0.2) to F/4 hidden features, then a sigmoid 1×1 conv and a plain 1×1 conv."""
 
     def __init__(self, cond_channels: int, features: int):
         super().__init__()
-        hidden = max(features // 4, 1)
-        self.body = nn.Sequential(
-            nn.Conv2d(cond_channels, hidden, 1),
-            nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Conv2d(hidden, 2 * features, 1),
-        )
+        hidden1, hidden2 = max(features // 8, 1), max(features // 4, 1)
+        self.conv1 = nn.Conv2d(cond_channels, hidden1, 1)
+        self.conv2 = nn.Conv2d(hidden1, hidden2, 1)
+        self.mul_conv = nn.Conv2d(hidden2, features, 1)
+        self.add_conv = nn.Conv2d(hidden2, features, 1)
 
     def forward(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        scale, shift = self.body(cond).chunk(2, dim=1)
-        return torch.sigmoid(scale), shift
+        hidden = F.leaky_relu(self.conv2(F.leaky_relu(self.conv1(cond), LEAKY_SLOPE)), LEAKY_SLOPE)
+        return torch.sigmoid(self.mul_conv(hidden)), self.add_conv(hidden)
 
 
 class _ResBlock(nn.Module):
-    """x + conv(lrelu(conv(x'))), x: B×F×h×w, where x' = x·mult + shift from the
-    cond map (B×K×h×w) when `cond_channels` > 0 and x' = x otherwise."""
+    """Pre-activation residual block with two modulations from the cond map when
+    `cond_channels` > 0 (see the module docstring); x: B×F×h×w, cond: B×K×h×w."""
 
     def __init__(self, features: int, cond_channels: int = 0):
         super().__init__()
-        self.modulation = _CondModulation(cond_channels, features) if cond_channels > 0 else None
-        self.body = nn.Sequential(
-            nn.Conv2d(features, features, 3, padding=1),
-            nn.LeakyReLU(LEAKY_SLOPE),
-            nn.Conv2d(features, features, 3, padding=1),
-        )
+        self.conditioned = cond_channels > 0
+        if self.conditioned:
+            self.sft1 = _Modulation(cond_channels, features)
+            self.sft2 = _Modulation(cond_channels, features)
+        self.conv1 = nn.Conv2d(features, features, 3, padding=1)
+        self.conv2 = nn.Conv2d(features, features, 3, padding=1)
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         h = x
-        if self.modulation is not None:
-            multiplier, shift = self.modulation(cond)
-            h = x * multiplier + shift
-        return x + self.body(h)
+        if self.conditioned:
+            multiplier, shift = self.sft1(cond)
+            h = h * multiplier + shift
+        h = self.conv1(F.leaky_relu(h, LEAKY_SLOPE))
+        if self.conditioned:
+            multiplier, shift = self.sft2(cond)
+            h = h * multiplier + shift
+        return x + self.conv2(F.leaky_relu(h, LEAKY_SLOPE))
 
 
-class _Stage(nn.Module):
-    """`blocks` residual blocks at one scale, all fed the same cond map."""
+class _DownStage(nn.Module):
+    """`blocks` residual blocks at one scale (all fed the same cond map), then the
+    stride-2 downsampler to the next width (None at the coarsest scale)."""
 
-    def __init__(self, features: int, blocks: int, cond_channels: int = 0):
+    def __init__(self, features: int, next_features: int | None, blocks: int, cond_channels: int):
         super().__init__()
-        self.blocks = nn.ModuleList([_ResBlock(features, cond_channels) for _ in range(blocks)])
+        self.body = nn.ModuleList([_ResBlock(features, cond_channels) for _ in range(blocks)])
+        self.downsampler = (
+            nn.Conv2d(features, next_features, 3, stride=2, padding=1) if next_features is not None else None
+        )
 
-    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        for block in self.blocks:
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-> (downsampled features, features before downsampling, for the skip)."""
+        for block in self.body:
             x = block(x, cond)
+        return (self.downsampler(x) if self.downsampler is not None else x), x
+
+
+class _UpStage(nn.Module):
+    """2×2 transposed conv to the finer width, + skip, then `blocks` residual blocks."""
+
+    def __init__(self, features: int, finer_features: int, blocks: int):
+        super().__init__()
+        self.upsampler = nn.ConvTranspose2d(features, finer_features, 2, stride=2)
+        self.body = nn.ModuleList([_ResBlock(finer_features) for _ in range(blocks)])
+
+    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+        x = self.upsampler(x) + skip
+        for block in self.body:
+            x = block(x)
         return x
 
 
@@ -88,8 +128,8 @@ class RNet(nn.Module):
             out_channels channels of x).
         widths: feature width at each scale, finest first; len(widths) − 1 stride-2
             downsamplings, so inputs are padded to a multiple of 2^(len(widths) − 1).
-        blocks: residual blocks per scale, on the down path, at the bottom and on the
-            up path.
+        blocks: residual blocks per scale, on the down path (the coarsest scale included)
+            and on the up path.
         conditioning: "input", "down", "both" or "none" (see the module docstring).
     """
 
@@ -117,18 +157,17 @@ class RNet(nn.Module):
         self.multiple = 2 ** (len(widths) - 1)
         widths = list(widths)
 
-        head_in = in_channels + (self.cond_channels if conditioning in ("input", "both") else 0)
-        down_cond = self.cond_channels if conditioning in ("down", "both") else 0
+        self.cond_at_input = conditioning in ("input", "both")
+        self.cond_in_blocks = conditioning in ("down", "both")
+        head_in = in_channels + (self.cond_channels if self.cond_at_input else 0)
+        block_cond = self.cond_channels if self.cond_in_blocks else 0
         self.head = nn.Conv2d(head_in, widths[0], 3, padding=1)
-        self.down_stages = nn.ModuleList([_Stage(w, blocks, down_cond) for w in widths[:-1]])
-        self.downsamplers = nn.ModuleList(
-            [nn.Conv2d(w, w_next, 3, stride=2, padding=1) for w, w_next in zip(widths[:-1], widths[1:])]
+        self.down_path = nn.ModuleList(
+            [_DownStage(w, w_next, blocks, block_cond) for w, w_next in zip(widths, [*widths[1:], None])]
         )
-        self.bottom = _Stage(widths[-1], blocks, down_cond)
-        self.upsamplers = nn.ModuleList(
-            [nn.ConvTranspose2d(w_next, w, 2, stride=2) for w, w_next in zip(widths[:-1], widths[1:])]
+        self.up_path = nn.ModuleList(
+            [_UpStage(widths[i + 1], widths[i], blocks) for i in reversed(range(len(widths) - 1))]
         )
-        self.up_stages = nn.ModuleList([_Stage(w, blocks) for w in widths[:-1]])
         self.tail = nn.Conv2d(widths[0], out_channels, 3, padding=1)
 
     def _check_cond(self, x: torch.Tensor, cond: torch.Tensor | None) -> None:
@@ -146,28 +185,15 @@ class RNet(nn.Module):
         height, width = x.shape[-2:]
         h = _pad_to_multiple(x, self.multiple)
         cond_p = _pad_to_multiple(cond, self.multiple) if self.cond_channels else None
-        if self.conditioning in ("input", "both"):
-            h = torch.cat([h, cond_p], dim=1)
-        h = self.head(h)
+        h = self.head(torch.cat([h, cond_p], dim=1) if self.cond_at_input else h)
 
-        down_cond = cond_p if self.conditioning in ("down", "both") else None
         skips = []
-        for level, (stage, down) in enumerate(zip(self.down_stages, self.downsamplers)):
-            h = stage(h, _cond_at_level(down_cond, level))
-            skips.append(h)
-            h = down(h)
-        h = self.bottom(h, _cond_at_level(down_cond, len(self.down_stages)))
-
-        for stage, up, skip in reversed(list(zip(self.up_stages, self.upsamplers, skips))):
-            h = stage(up(h) + skip)
+        for stage in self.down_path:
+            level_cond = F.interpolate(cond_p, size=h.shape[-2:], mode="nearest") if self.cond_in_blocks else None
+            h, before_down = stage(h, level_cond)
+            skips.append(before_down)
+        for stage, skip in zip(self.up_path, reversed(skips[:-1])):
+            h = stage(h, skip)
 
         out = self.tail(h)[..., :height, :width]
         return out + x[:, : self.out_channels]
-
-
-def _cond_at_level(cond: torch.Tensor | None, level: int) -> torch.Tensor | None:
-    """Average-pool the padded cond map B×K×H×W to scale 2^-level."""
-    if cond is None or level == 0:
-        return cond
-    factor = 2**level
-    return F.avg_pool2d(cond, factor)

@@ -41,14 +41,43 @@ def test_cond_changes_output(mode):
     assert (out_a - out_b).abs().max() > 1e-4
 
 
-def test_down_mode_uses_cond_only_inside_blocks():
+def test_down_mode_uses_cond_only_inside_down_path_blocks():
     net = _small("down")
     assert net.head.in_channels == 3
     assert _small("input").head.in_channels == 5
     assert _small("both").head.in_channels == 5
-    assert all(b.modulation is None for stage in net.up_stages for b in stage.blocks)
-    assert all(b.modulation is not None for b in net.bottom.blocks)
-    assert all(b.modulation is None for b in _small("input").bottom.blocks)
+    assert all(not b.conditioned for stage in net.up_path for b in stage.body)
+    assert all(b.conditioned for stage in net.down_path for b in stage.body)  # the coarsest scale too
+    assert all(not b.conditioned for stage in _small("input").down_path for b in stage.body)
+
+
+def test_parameter_names_are_the_public_implementations():
+    net = RNet(in_channels=3, cond_channels=4, out_channels=3, widths=(16, 32), blocks=1, conditioning="both")
+    expected = {"head": (16, 7, 3, 3)}
+    for level, width in enumerate((16, 32)):
+        block = f"down_path.{level}.body.0"
+        for sft in ("sft1", "sft2"):  # 1×1 convs: cond -> F/8 -> F/4 -> F (multiplier and shift)
+            expected[f"{block}.{sft}.conv1"] = (width // 8, 4, 1, 1)
+            expected[f"{block}.{sft}.conv2"] = (width // 4, width // 8, 1, 1)
+            expected[f"{block}.{sft}.mul_conv"] = (width, width // 4, 1, 1)
+            expected[f"{block}.{sft}.add_conv"] = (width, width // 4, 1, 1)
+        expected[f"{block}.conv1"] = expected[f"{block}.conv2"] = (width, width, 3, 3)
+    expected["down_path.0.downsampler"] = (32, 16, 3, 3)
+    expected["up_path.0.upsampler"] = (32, 16, 2, 2)  # transposed conv: in × out × 2 × 2
+    expected["up_path.0.body.0.conv1"] = expected["up_path.0.body.0.conv2"] = (16, 16, 3, 3)
+    expected["tail"] = (3, 16, 3, 3)
+    weights = {f"{name}.weight": shape for name, shape in expected.items()}
+    biases = {f"{name}.bias": (shape[1] if "upsampler" in name else shape[0],) for name, shape in expected.items()}
+    assert {n: tuple(p.shape) for n, p in net.named_parameters()} == {**weights, **biases}
+
+
+def test_down_path_reads_the_cond_map_resized_by_nearest_neighbour():
+    net = _small("down", widths=(8, 8), blocks=1)
+    seen = []
+    net.down_path[1].body[0].sft1.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    cond = _rand(1, 2, 6, 10, seed=7)
+    net(_rand(1, 3, 6, 10), cond)
+    assert torch.equal(seen[0], cond[..., ::2, ::2])
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -83,6 +112,16 @@ def test_invalid_arguments_raise_value_error():
         net(x, None)
     with pytest.raises(ValueError):
         net(x, _rand(1, 2, 8, 8))
+
+
+def test_the_input_is_reflect_padded_to_a_multiple_of_two_to_the_depth_minus_one():
+    net = _small("input", widths=(8, 8, 8))
+    seen = []
+    net.head.register_forward_hook(lambda module, args, out: seen.append(args[0]))
+    x, cond = _rand(1, 3, 6, 9), _rand(1, 2, 6, 9, seed=8)
+    net(x, cond)
+    expected = torch.nn.functional.pad(torch.cat([x, cond], 1), (0, 3, 0, 2), mode="reflect")
+    assert torch.equal(seen[0], expected)
 
 
 def test_paper_size_denoiser():

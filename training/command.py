@@ -39,6 +39,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, help="shortcut for optim.steps=N")
     parser.add_argument("--elbo", choices=("mc", "analytic"), help="shortcut for optim.elbo=...")
     parser.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
+    parser.add_argument(
+        "--init",
+        metavar="NAME|PATH",
+        help="fine-tune: start from these weights (a .safetensors model or an embedded name) and their "
+        "guide architecture; the optimizer starts fresh",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="SECTION.KEY=VALUE", help="e.g. optim.lr=2e-4")
 
@@ -68,7 +74,14 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"{out} already holds {held}: pass --resume to continue its run or choose another --out")
     if is_writer:
         check_folder_writable(out)
-    result = train(config, args.data, out, device=device, resume=args.resume, progress=not args.no_progress)
+    init = None
+    if args.init is not None:
+        from virnet.models import resolve_weights
+
+        init = resolve_weights(args.init)
+    result = train(
+        config, args.data, out, device=device, resume=args.resume, progress=not args.no_progress, init=init
+    )
     if is_writer:
         print(f"trained {result.step} steps; weights: {result.weights}")
     return 0

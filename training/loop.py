@@ -33,6 +33,7 @@ from training import data as datasets
 from training.checkpoint import capture_rng, restore_rng, save_checkpoint, save_weights
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
+from training.finetune import initial_weights
 from training.resume import cut_log_after, resume_point
 from training.validation import kernel_tracking, kernel_validation_set, restoration_scores
 from virnet.models import WEIGHTS_FORMAT
@@ -64,13 +65,17 @@ def warmup_cosine(step: int, warmup: int, total: int, lr: float, lr_min: float) 
     return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * progress))) / lr
 
 
-def weights_metadata(config: TrainConfig, step: int, metrics: dict) -> dict:
-    """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it."""
+def weights_metadata(config: TrainConfig, step: int, metrics: dict, init: Path | None = None) -> dict:
+    """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it.
+    ``init``: the weights the run started from (fine-tuning), recorded when given."""
+    training = {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()}
+    if init is not None:
+        training["init"] = str(init)
     return {
         "format": WEIGHTS_FORMAT,
         "model_config": config.model.to_dict(),
         "guide_config": config.guide.to_dict(),
-        "training": {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()},
+        "training": training,
     }
 
 
@@ -203,6 +208,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
     objective=build_objective,
+    init: Path | None = None,
 ) -> TrainResult:
     """Run SVI as ``config`` says; returns the final step and the exported weights' path.
 
@@ -217,7 +223,13 @@ def train(
     that reads back completely is continued with the same step counter, learning-rate
     schedule, optimizer and RNG states (a UserWarning says so when newer ones could not be
     read); with none readable, ValueError names what was found.
+    ``init``: a model file to fine-tune (``training.finetune``): the guide starts from its
+    weights and takes its architecture; the optimizer starts fresh. A checkpoint found
+    with ``resume`` takes precedence.
     """
+    init_state = None
+    if init is not None:
+        config, init_state = initial_weights(config, init)
     rank, world = distributed_context()
     distributed = world > 1
     device = torch.device(device)
@@ -251,6 +263,8 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])
         step, metrics = state["step"], state["metrics"]
+    elif init_state is not None:
+        guide.load_state_dict(init_state)
 
     train_set, val_batch, val_kernels = make_datasets(config, data_dir)
     loader = datasets.make_loader(
@@ -331,7 +345,7 @@ def train(
 
     weights = out / "model.safetensors"
     if is_writer:
-        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics))
+        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics, init))
     return TrainResult(step=step, weights=weights, metrics=metrics)
 
 

@@ -1,4 +1,5 @@
-"""The `virnet` command: ``restore``, ``sample``, ``demo``, ``train``, ``plot-log`` and ``bench``.
+"""The `virnet` command: ``restore``, ``sample``, ``demo``, ``train``, ``plot-log``, ``bench``
+and ``import-official``.
 
 Subcommands are listed in COMMANDS with their one-line help and the ``add_parser(subparsers)``
 function (``"module:function"``) that registers them; a registrar's parser sets ``run``
@@ -29,6 +30,10 @@ COMMANDS = {
     "train": ("train VIRNet with SVI", "training.command:add_parsers"),
     "plot-log": ("draw the curves of a training run's metrics.csv", "training.command:add_parsers"),
     "bench": ("run one of the paper's benchmark protocols", "benchmarks.command:add_parsers"),
+    "import-official": (
+        "convert a released VIRNet checkpoint (.pth) into a model file",
+        "virnet.import_command:add_parser",
+    ),
 }
 
 

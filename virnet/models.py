@@ -4,11 +4,13 @@ A model is the pair ``<name>.safetensors`` (the `VIRNetGuide` state_dict) and ``
 (metadata: {"format": WEIGHTS_FORMAT, "model_config": ..., "guide_config": ..., "training":
 ...}), as written by training with `training.checkpoint.save_weights`. Nothing is unpickled:
 a torch.save file is refused. Defaults live in ``virnet/weights/`` (package data) under names
-such as "denoise", "sr-x2", "sr-x4".
+such as "denoise", "sr-x2", "sr-x4". `import_official` converts the authors' released
+checkpoints (`virnet.official`) into this format.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import torch
 
 from generative.config import ModelConfig
 from guides.guide import GuideConfig, VIRNetGuide
-from training.checkpoint import load_weights
+from training.checkpoint import load_weights, save_weights
+from virnet import official
 from virnet.errors import VirnetError
 
 WEIGHTS_FORMAT = "virnet-pyro-weights/1"
@@ -104,3 +107,48 @@ def _build_guide(metadata: dict, path: Path) -> VIRNetGuide:
     except (KeyError, TypeError, ValueError) as error:
         detail = json.dumps(str(error))[1:-1]
         raise VirnetError(f"cannot load model {path}: invalid configuration in its JSON ({detail})") from None
+
+
+def import_official(
+    checkpoint: str | Path, output: str | Path, task: str, scale: int | None = None, overwrite: bool = False
+) -> Path:
+    """Convert a checkpoint released with the public implementation into our model format.
+
+    checkpoint: ``virnet_denoising_syn.pth`` (task "denoise"), ``virnet_denoising_real.pth``
+    ("denoise-real") or ``virnet_sisr_x{scale}.pth`` ("sr", with `scale` 2, 3 or 4): a dict
+    with ``model_state_dict`` (keys possibly prefixed ``module.``) or a bare state dict, read
+    with ``torch.load(..., weights_only=True)``. output: the ``.safetensors`` path to write
+    (with its ``.json``), which `load_model` and every ``--model`` option then read; existing
+    files are kept unless `overwrite`. The guide gets the paper-size configuration of the
+    task and the model the public configuration's hyper-parameters (`virnet.official`).
+    Returns the output path. Raises VirnetError (one line, nothing written) for a file that
+    is not such a checkpoint, a checkpoint of another task, missing or unexpected keys
+    (named) and wrong shapes.
+    """
+    official.check_task(task, scale)
+    output = Path(output)
+    if output.suffix != WEIGHTS_SUFFIX:
+        raise VirnetError(f"the output must be a {WEIGHTS_SUFFIX} file (its .json is written beside it), got {output}")
+    existing = [p for p in (output, output.with_suffix(".json")) if p.exists()]
+    if existing and not overwrite:
+        raise VirnetError(f"{existing[0]} exists; pass --overwrite to replace it")
+    if not output.parent.is_dir():
+        raise VirnetError(f"output folder {output.parent} does not exist")
+    checkpoint = Path(checkpoint)
+    state = official.read_released_checkpoint(checkpoint)
+    guide = official.official_guide(state, task, scale, source=str(checkpoint))
+    metadata = {
+        "format": WEIGHTS_FORMAT,
+        "model_config": guide.model_config.to_dict(),
+        "guide_config": guide.guide_config.to_dict(),
+        "source": {
+            "kind": "released checkpoint of the public implementation",
+            "release": official.RELEASE_URL,
+            "file": checkpoint.name,
+            "sha256": hashlib.sha256(checkpoint.read_bytes()).hexdigest(),
+            "task": task,
+            "scale": scale,
+        },
+    }
+    save_weights(output, guide.state_dict(), metadata)
+    return output

@@ -1,0 +1,80 @@
+"""Fine-tuning (`virnet train --init`): a run starts from given weights and their architecture."""
+
+import json
+
+import imageio.v3 as iio
+import numpy as np
+import pytest
+
+from training.checkpoint import load_weights
+from training.config import load_config
+from training.finetune import initial_weights
+from training.loop import train
+from virnet.cli import main
+
+TINY = [
+    "guide.snet_features=8", "guide.snet_depth=3", "guide.knet_features=8", "guide.knet_blocks=1",
+    "guide.rnet_widths=[8, 16]", "guide.rnet_blocks=1", "data.patch_size=32", "data.batch_size=2",
+    "data.workers=0", "data.val_images=0", "optim.warmup_steps=1", "run.log_every=1",
+]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("photos")
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        iio.imwrite(folder / f"img{i}.png", rng.integers(0, 256, (40, 40, 3), dtype=np.uint8))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(photos, tmp_path_factory):
+    """Weights of a 3-step run with RNet widths (8, 16, 16): a different architecture from TINY's."""
+    out = tmp_path_factory.mktemp("first")
+    config = load_config("denoise-niid-cpu", [*TINY, "guide.rnet_widths=[8, 16, 16]", "optim.steps=3"])
+    return train(config, photos, out, progress=False).weights
+
+
+def test_a_run_starts_from_the_weights_and_takes_their_architecture(photos, trained, tmp_path):
+    config = load_config("denoise-niid-cpu", [*TINY, "optim.steps=1", "optim.lr=1e-12", "optim.lr_min=1e-13"])
+    result = train(config, photos, tmp_path, progress=False, init=trained)
+    start, _ = load_weights(trained)
+    end, metadata = load_weights(result.weights)
+    assert metadata["guide_config"]["rnet_widths"] == [8, 16, 16]
+    assert metadata["training"]["init"] == str(trained)
+    assert set(end) == set(start)
+    assert max((end[k] - start[k]).abs().max().item() for k in start) < 1e-6  # one step at lr 1e-12
+
+
+def test_detach_degradation_stays_the_configs_choice(trained):
+    config = load_config("denoise-niid-cpu", [*TINY, "guide.detach_degradation=false"])
+    adopted, _ = initial_weights(config, trained)
+    assert adopted.guide.detach_degradation is False and adopted.guide.rnet_widths == (8, 16, 16)
+
+
+def test_weights_of_another_task_are_refused(trained):
+    config = load_config("sr-x4-cpu", TINY)
+    with pytest.raises(ValueError, match="task = 'denoise', but the config trains task = 'sr'"):
+        initial_weights(config, trained)
+
+
+def test_cli_init_errors_are_one_line_and_start_no_run(photos, trained, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "--config", "sr-x4-cpu", "--data", str(photos), "--out", str(out), "--no-progress", *TINY]
+    assert main([*common, "--init", str(tmp_path / "missing.safetensors")]) == 2
+    assert main([*common, "--init", str(trained)]) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert [e.startswith("virnet: error: ") for e in errors] == [True, True]
+    assert "no such model file" in errors[0] and "but the config trains task = 'sr'" in errors[1]
+    assert not out.exists()
+
+
+def test_cli_fine_tunes_an_embedded_model(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    command = ["train", "--config", "denoise-niid-cpu", "--data", str(photos), "--out", str(out), "--no-progress",
+               "--init", "denoise", "--steps", "1", "data.patch_size=32", "data.batch_size=2", "data.workers=0",
+               "data.val_images=0"]
+    assert main(command) == 0
+    metadata = json.loads((out / "model.json").read_text())
+    assert metadata["training"]["init"].endswith("denoise.safetensors")
