@@ -14,6 +14,7 @@ Interrupted and killed work is in test_faults_interrupted.py.
 from __future__ import annotations
 
 import contextlib
+import pickle
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -186,6 +187,24 @@ def sample_argv(source: str = "{photo}", out: str = "{tmp}/draws", options: str 
     return f"sample {source} -o {out} --model {{denoiser}} {options}"
 
 
+def imp(source: str, options: str = "--task denoise", out: str = "{tmp}/m.safetensors") -> str:
+    return f"import-official {source} {options} -o {out}"
+
+
+def torch_file(name: str, content) -> Callable[[World], None]:
+    return lambda w: torch.save(content, w / name)
+
+
+def pickled_code(w: World) -> None:
+    """A pickle whose loading would call a function (here a harmless one): weights_only refuses it."""
+    (w / "evil.pth").write_bytes(pickle.dumps(_Evil()))
+
+
+class _Evil:
+    def __reduce__(self):
+        return (print, ("this must never run",))
+
+
 R, S = restore_argv(), sample_argv()
 NO_DATA = "train --config denoise-niid-cpu --data {tmp}/nodata --out {tmp}/new --no-progress {tiny}"
 TRUNCATED_MODEL = write("models/denoise.safetensors", b"\x08" + b"\0" * 20)
@@ -259,7 +278,16 @@ CLI_CASES = [
     ("resume-no-run", train("--out {tmp}/never --resume"), "no run folder", None),
     ("resume-other-architecture", train("--out {run} --resume", "guide.rnet_widths=[8,32]"), "rnet_widths", None),
     ("resume-fewer-steps", train("--out {run} --resume --steps 3"), "beyond optim.steps = 3", None),
-    # import-official: the lead adds its cases here, one line each.
+    # import-official: released checkpoints are read as plain tensors or refused
+    ("import-missing-file", imp("{tmp}/none.pth"), "no such checkpoint file", None),
+    ("import-text-file", imp("{tmp}/a.pth"), "not a PyTorch checkpoint", write("a.pth", "hello")),
+    ("import-code-in-pickle", imp("{tmp}/evil.pth"), "weights_only=True refused it", pickled_code),
+    ("import-not-a-state-dict", imp("{tmp}/list.pth"), "not a VIRNet checkpoint", torch_file("list.pth", [1, 2])),
+    ("import-missing-keys", imp("{tmp}/few.pth"), "lacks", torch_file("few.pth", {"a": torch.zeros(1)})),
+    ("import-scale-for-denoise", imp("{tmp}/few.pth", "--task denoise --scale 2"), "--scale is for --task sr", None),
+    ("import-sr-without-scale", imp("{tmp}/few.pth", "--task sr"), "needs --scale", None),
+    ("import-pth-output", imp("{tmp}/few.pth", out="{tmp}/m.pth"), "must be a .safetensors file", None),
+    ("import-existing-output", imp("{tmp}/few.pth", out="{tmp}/photo.png"), "must be a .safetensors file", None),
 ]
 
 
