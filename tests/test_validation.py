@@ -62,7 +62,7 @@ def test_a_knet_that_ignores_its_input_scores_zero_correlation(tmp_path):
     config = sr_config(4)
     guide = VIRNetGuide(config, TINY_GUIDE)
     with torch.no_grad():
-        guide.knet.tail.weight.zero_()  # the output is the tail's bias, whatever y is
+        guide.knet.tail[0].weight.zero_()  # the output is the tail conv's bias, whatever y is
     cases = kernel_validation_set(_photos(tmp_path / "val"), DegradationSpec(task="sr", scale=4, patch_size=64), 16, 0)
     assert kernel_tracking(guide, cases, torch.device("cpu")) == {"r_lambda1": 0.0, "r_lambda2": 0.0, "r_rho": 0.0}
 
