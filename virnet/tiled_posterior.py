@@ -28,7 +28,7 @@ from generative.config import ModelConfig
 from guides.guide import Degradation, GuideConfig, Posterior, VIRNetGuide
 from virnet.errors import VirnetError
 from virnet.precision import autocast, resolve_precision
-from virnet.tiling import peak_bytes_per_pixel, tile_size_for_budget, tile_starts, tiled_apply
+from virnet.tiling import axis_tiles, peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
 
 DEFAULT_OVERLAP = 32  # output pixels shared by neighbouring tiles
 CPU_MEMORY_BUDGET = 2**30  # bytes of activations per tile on the CPU
@@ -106,7 +106,8 @@ def tile_count(
     """How many tiles `tiled_posterior` cuts an input of height×width pixels into."""
     side = tile_side(guide, tile, memory_budget)
     inner = _input_overlap(overlap, guide.model_config.scale, side)
-    return len(tile_starts(height, side, inner)) * len(tile_starts(width, side, inner))
+    multiple = guide.padding_multiple
+    return len(axis_tiles(height, side, inner, multiple)[1]) * len(axis_tiles(width, side, inner, multiple)[1])
 
 
 def bytes_per_pixel(guide: VIRNetGuide) -> float:
