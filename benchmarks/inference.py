@@ -50,7 +50,7 @@ from training.config import preset_names
 from virnet.api import restore
 from virnet.models import embedded_models, load_model
 from virnet.precision import PRECISIONS, cpu_flags, native_bf16
-from virnet.tiled_posterior import bytes_per_pixel, tile_count, tile_side, tiled_posterior, traced_bytes_per_pixel
+from virnet.tiled_posterior import bytes_per_pixel, tile_layout, tile_side, tiled_posterior, traced_bytes_per_pixel
 
 PAPER_MODELS = {"denoise": denoising_config(), "sr": sr_config(4)}
 TARGETS = {"paper": 0.75, "shipped": 0.50, "large_ratio": 1.3, "large_peak_gib": 2.0}
@@ -209,14 +209,14 @@ def measure_model(label: str, guide: VIRNetGuide, height: int, width: int, args,
 
 
 def measure_large(label: str, guide: VIRNetGuide, height: int, width: int, tile: int | None, repeats: int) -> dict:
-    """One restore of a height×width output against tiles × (one tile-sized restore)."""
+    """One restore of a height×width output against tiles × (one restore of a tile's size)."""
     device = next(guide.parameters()).device
     scale = guide.model_config.scale
     size = (max(1, height // scale), max(1, width // scale))
-    side = tile_side(guide, tile)
-    tiles = tile_count(guide, *size, tile)
+    (tile_h, rows), (tile_w, cols) = tile_layout(guide, *size, tile)
+    tiles = len(rows) * len(cols)
     image = torch.rand(1, guide.model_config.image_channels, *size, generator=torch.Generator().manual_seed(1))
-    one = image[..., : min(side, size[0]), : min(side, size[1])].to(device)
+    one = image[..., :tile_h, :tile_w].to(device)
     one_tile = floor.best_seconds(lambda: restore(one, guide, tile=tile), max(1, repeats - 1), device)
     image = image.to(device)
     before = resource.getrusage(resource.RUSAGE_SELF)
@@ -224,7 +224,7 @@ def measure_large(label: str, guide: VIRNetGuide, height: int, width: int, tile:
         seconds = _timed_once(lambda: restore(image, guide, tile=tile, progress=True), device)
     after = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "label": label, "input_size": list(size), "tile": side, "tiles": tiles, "seconds": seconds,
+        "label": label, "input_size": list(size), "tile": [tile_h, tile_w], "tiles": tiles, "seconds": seconds,
         "one_tile_seconds": one_tile, "ratio_to_tile_sum": seconds / (tiles * one_tile),
         "peak_bytes": peak["bytes"], "peak_method": peak["method"],
         "system_seconds": after.ru_stime - before.ru_stime, "user_seconds": after.ru_utime - before.ru_utime,
@@ -331,7 +331,8 @@ def format_model(row: dict) -> str:
 
 def format_large(m: dict) -> str:
     size = f"{m['input_size'][1]}x{m['input_size'][0]}"
-    return (f"large restore {m['label']}, input {size}: {m['tiles']} tiles of {m['tile']}: {m['seconds']:.1f} s = "
+    return (f"large restore {m['label']}, input {size}: {m['tiles']} tiles of {m['tile'][1]}x{m['tile'][0]}: "
+            f"{m['seconds']:.1f} s = "
             f"{m['ratio_to_tile_sum']:.2f} × ({m['tiles']} × {m['one_tile_seconds']:.2f} s one tile), "
             f"peak {m['peak_bytes'] / GIB:.2f} GiB [{m['peak_method']}]; user {m['user_seconds']:.1f} s, "
             f"system {m['system_seconds']:.1f} s, {m['minor_page_faults']} minor page faults")

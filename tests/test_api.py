@@ -310,3 +310,9 @@ def test_a_weights_file_loads_straight_onto_cuda_and_restores_there(tmp_path):
     on_cpu = restore(y, load_model(path), tile=16)
     assert on_gpu.image.device.type == "cuda" and on_gpu.kernel.device.type == "cuda"
     assert torch.allclose(on_gpu.image.cpu(), on_cpu.image, atol=1e-4)
+
+
+def test_loaded_models_keep_their_weights_in_channels_last(tmp_path):
+    guide = load_model(write_tiny_checkpoint(tmp_path, "denoise"))
+    weights = [p for p in guide.parameters() if p.ndim == 4]
+    assert weights and all(p.is_contiguous(memory_format=torch.channels_last) for p in weights)

@@ -83,6 +83,15 @@ def test_training_lowers_the_loss_and_writes_log_checkpoints_and_weights(photos,
     assert (tmp_path / "config.toml").exists()
 
 
+def test_channels_last_trains_the_same_run(photos, tmp_path):
+    runs = {}
+    for layout in ("false", "true"):
+        config = load_config("sr-x2-cpu", TINY + ["optim.steps=5", f"optim.channels_last={layout}"])
+        train(config, photos, tmp_path / layout, progress=False)
+        runs[layout] = [float(r["loss"]) for r in read_log(tmp_path / layout)]
+    assert runs["true"] == pytest.approx(runs["false"], rel=1e-3)
+
+
 def test_a_run_killed_mid_way_resumes_to_the_same_step_count(photos, tmp_path):
     steps, every = 40, 5
     command = [sys.executable, "-m", "training", "--config", "denoise-niid-cpu", "--data", str(photos)]

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from virnet.tiling import peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
+from virnet.tiling import axis_tiles, peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
 
 
 def box_blur(x):
@@ -193,3 +193,14 @@ def test_peak_bytes_per_pixel_counts_the_tensors_alive_at_once():
 
     assert peak_bytes_per_pixel(two_alive, tile) == 48
     assert peak_bytes_per_pixel(one_alive, tile) == 24
+
+
+def test_an_image_a_little_larger_than_a_tile_gets_tiles_no_larger_than_needed():
+    """512² with tiles of at most 480 and overlap 32: 2×2 tiles of 272 (1.13× the pixels), not of 480 (3.5×)."""
+    calls = []
+    image = torch.rand(1, 1, 512, 512, generator=torch.Generator().manual_seed(4))
+    out = tiled_apply(recording(box_blur, calls), image, tile=480, overlap=32, multiple=4)
+    assert calls == [(1, 1, 272, 272)] * 4
+    assert (out - box_blur(image)).abs().max() < 1 / 255
+    assert axis_tiles(512, 480, 32, 4) == (272, [0, 240])
+    assert axis_tiles(300, 480, 32, 4) == (300, [0])

@@ -72,6 +72,7 @@ class OptimConfig:
     clip: dict = field(default_factory=lambda: {"rnet": 1e3, "snet": 1e2, "knet": 5e2})
     elbo: str = "mc"  # "mc" (Trace_ELBO) or "analytic" (TraceMeanField_ELBO)
     amp: bool = False  # bfloat16 autocast for the networks (CUDA only)
+    channels_last: bool = False  # the guide and the batches in channels_last memory format
 
     def __post_init__(self) -> None:
         if self.steps < 1:

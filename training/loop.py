@@ -87,25 +87,30 @@ def distributed_context() -> tuple[int, int]:
 def build_objective(config: TrainConfig, device: torch.device, distributed: bool):
     """The guide and the loss module (negative ELBO), wrapped in DDP when distributed."""
     model = VIRNetModel(config.model)
-    guide = VIRNetGuide(config.model, config.guide).to(device)
+    guide = VIRNetGuide(config.model, config.guide).to(device, memory_format=memory_format(config))
     loss = make_elbo(config.optim.elbo)(model, guide)
     if distributed:
         loss = DistributedDataParallel(loss, device_ids=[device.index] if device.type == "cuda" else None)
     return guide, loss
 
 
-def batch_arguments(batch: dict, device: torch.device) -> tuple:
-    """A data-pipeline batch as the model's arguments (y, x, ξ, Λ̂ or None), followed by
-    KNet's larger patch y_kernel when the batch has one."""
+def memory_format(config: TrainConfig) -> torch.memory_format:
+    """optim.channels_last: faster on a CPU for the -cpu presets (benchmarks/inference.py)."""
+    return torch.channels_last if config.optim.channels_last else torch.contiguous_format
+
+
+def batch_arguments(batch: dict, device: torch.device, layout: torch.memory_format = torch.contiguous_format) -> tuple:
+    """A data-pipeline batch as the model's arguments (y, x, ξ, Λ̂ or None), images in `layout`,
+    followed by KNet's larger patch y_kernel when the batch has one."""
     lambda_hat = batch["lambda_hat"]
     arguments = (
-        batch["y"].to(device, non_blocking=True),
-        batch["x"].to(device, non_blocking=True),
-        batch["xi"].to(device, non_blocking=True),
+        batch["y"].to(device, non_blocking=True, memory_format=layout),
+        batch["x"].to(device, non_blocking=True, memory_format=layout),
+        batch["xi"].to(device, non_blocking=True, memory_format=layout),
         lambda_hat.to(device) if lambda_hat.shape[-1] else None,
     )
     if "y_kernel" in batch:
-        arguments += (batch["y_kernel"].to(device, non_blocking=True),)
+        arguments += (batch["y_kernel"].to(device, non_blocking=True, memory_format=layout),)
     return arguments
 
 
@@ -244,6 +249,7 @@ def train(
     checkpoints = out / "checkpoints"
 
     guide, loss_module = objective(config, device, distributed)
+    layout = memory_format(config)
     elbo = (loss_module.module if distributed else loss_module).elbo
     optim = config.optim
     optimizer = torch.optim.Adam(guide.parameters(), lr=optim.lr)
@@ -301,7 +307,7 @@ def train(
             for batch in loader:
                 data_seconds = time.perf_counter() - fetch_start
                 with autocast:
-                    loss = loss_module(*batch_arguments(batch, device))
+                    loss = loss_module(*batch_arguments(batch, device, layout))
                 bad = first_bad_term(loss.detach(), elbo.terms)
                 if bad is not None:
                     where = f"; the last good checkpoint is {last_checkpoint}" if last_checkpoint else ""

@@ -65,7 +65,8 @@ def resolve_weights(path_or_name: str | Path) -> Path:
 
 
 def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> VIRNetGuide:
-    """A trained guide, in eval mode with gradients off, on `device`.
+    """A trained guide, in eval mode with gradients off, on `device`, its weights in
+    channels_last memory format (what `virnet.tiled_posterior` runs them in).
 
     path_or_name: a ``.safetensors`` file (with its ``.json`` beside it) or the name of an
     embedded default ("denoise", "sr-x4", ...; see `embedded_models`). The guide's
@@ -92,7 +93,7 @@ def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> 
         raise VirnetError(
             f"cannot load model {path}: weights do not match the configuration in its JSON ({detail})"
         ) from None
-    return guide.to(device).eval().requires_grad_(False)
+    return guide.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
 
 
 def _build_guide(metadata: dict, path: Path) -> VIRNetGuide:

@@ -2,10 +2,12 @@
 
 "auto" takes bfloat16 only where the hardware computes it natively: a CUDA GPU of compute
 capability 8.0 or newer, or a CPU with AVX512-BF16 or AMX-BF16 (x86) or the BF16 extension
-(ARM). Elsewhere bfloat16 is emulated: on an AVX2 CPU a convolution in bfloat16 ran 10×
-slower than in float32 (benchmarks/inference.py measures it). The shipped models change by
-less than 0.05 dB PSNR in bfloat16 (MODEL_CARD.md); the guide returns its parameters in
-float32 either way. Only the standard library is imported at the top (the command line reads
+(ARM). Elsewhere bfloat16 is emulated: on a 2-core AVX2 CPU the reference 3×3 convolution
+ran 13× and the shipped models 5-8× slower in bfloat16 than in float32 (benchmarks/
+inference.py). bfloat16 is only worth it when it costs no quality: the shipped models
+changed by at most 0.006 dB PSNR on the benchmark images (benchmarks/precision_quality.py,
+README "Speed and memory"), well under the 0.05 dB allowed. The guide returns its parameters
+in float32 either way. Only the standard library is imported at the top (the command line reads
 PRECISIONS without torch).
 """
 

@@ -28,7 +28,7 @@ from generative.config import ModelConfig
 from guides.guide import Degradation, GuideConfig, Posterior, VIRNetGuide
 from virnet.errors import VirnetError
 from virnet.precision import autocast, resolve_precision
-from virnet.tiling import peak_bytes_per_pixel, tile_size_for_budget, tile_starts, tiled_apply
+from virnet.tiling import axis_tiles, peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
 
 DEFAULT_OVERLAP = 32  # output pixels shared by neighbouring tiles
 CPU_MEMORY_BUDGET = 2**30  # bytes of activations per tile on the CPU
@@ -99,14 +99,25 @@ def tile_side(guide: VIRNetGuide, tile: int | None = None, memory_budget: int | 
     return math.ceil(tile / multiple) * multiple
 
 
+def tile_layout(
+    guide: VIRNetGuide, height: int, width: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+    memory_budget: int | None = None,
+) -> tuple[tuple[int, list[int]], tuple[int, list[int]]]:
+    """((tile height, row starts), (tile width, column starts)) in which `tiled_posterior` cuts
+    an input of height×width pixels (`virnet.tiling.axis_tiles`)."""
+    side = tile_side(guide, tile, memory_budget)
+    inner = _input_overlap(overlap, guide.model_config.scale, side)
+    multiple = guide.padding_multiple
+    return axis_tiles(height, side, inner, multiple), axis_tiles(width, side, inner, multiple)
+
+
 def tile_count(
     guide: VIRNetGuide, height: int, width: int, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
     memory_budget: int | None = None,
 ) -> int:
     """How many tiles `tiled_posterior` cuts an input of height×width pixels into."""
-    side = tile_side(guide, tile, memory_budget)
-    inner = _input_overlap(overlap, guide.model_config.scale, side)
-    return len(tile_starts(height, side, inner)) * len(tile_starts(width, side, inner))
+    (_, rows), (_, cols) = tile_layout(guide, height, width, tile, overlap, memory_budget)
+    return len(rows) * len(cols)
 
 
 def bytes_per_pixel(guide: VIRNetGuide) -> float:

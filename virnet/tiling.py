@@ -51,7 +51,8 @@ def tiled_apply(
     outputs. The result has the same form as `fn`'s: B×C'×(H·s)×(W·s) per output.
 
     Tiles are at most `tile`×`tile` input pixels and overlap their neighbours by at least
-    `overlap` pixels. Each tile is padded on its bottom/right edges (reflect, or replicate
+    `overlap` pixels; along each axis they are as few as that allows and no larger than needed
+    to cover it (`axis_tiles`). Each tile is padded on its bottom/right edges (reflect, or replicate
     when too small) so its height and width are multiples of `multiple`, and the padding is
     cropped from the outputs. In an overlap, each output pixel is a weighted mean of the
     tiles covering it, weighted by a separable raised-cosine ramp of length overlap·s that
@@ -78,9 +79,8 @@ def tiled_apply(
             if isinstance(returned, dict):
                 return {key: value.clone(memory_format=torch.contiguous_format) for key, value in returned.items()}
             return returned.clone(memory_format=torch.contiguous_format)
-    rows = tile_starts(height, tile, overlap)
-    cols = tile_starts(width, tile, overlap)
-    tile_h, tile_w = min(tile, height), min(tile, width)
+    tile_h, rows = axis_tiles(height, tile, overlap, multiple)
+    tile_w, cols = axis_tiles(width, tile, overlap, multiple)
     padded = _padded_size(tile_h, tile_w, multiple)
     source = torch.empty_like(image[..., :tile_h, :tile_w], memory_format=memory_format)
     accumulators: dict[str | None, _Accumulator] = {}
@@ -179,6 +179,18 @@ def _check_tiling(tile: int, overlap: int, multiple: int) -> None:
         raise ValueError(f"tile ({tile}) must be larger than overlap ({overlap})")
     if tile % multiple:
         raise ValueError(f"tile ({tile}) must be a multiple of {multiple}")
+
+
+def axis_tiles(length: int, tile: int, overlap: int, multiple: int = 1) -> tuple[int, list[int]]:
+    """(side, start offsets) of the tiles along an axis of `length` pixels: the fewest tiles of
+    at most `tile` pixels that overlap by at least `overlap`, each shrunk to the smallest
+    multiple of `multiple` that still covers the axis with them (a 512-pixel axis with at most
+    480-pixel tiles gets two of 272, not two of 480). A short axis is one tile of its length."""
+    if length <= tile:
+        return length, [0]
+    count = math.ceil((length - overlap) / (tile - overlap))
+    side = min(tile, math.ceil(math.ceil((length + (count - 1) * overlap) / count) / multiple) * multiple)
+    return side, tile_starts(length, side, overlap)
 
 
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
