@@ -122,9 +122,9 @@ def test_a_non_finite_elbo_stops_with_the_step_and_term_and_keeps_the_last_good_
     real_arguments = loop.batch_arguments
     calls = {"n": 0}
 
-    def poisoned(batch, device):
+    def poisoned(batch, device, layout):
         calls["n"] += 1
-        y, x, xi, lambda_hat = real_arguments(batch, device)
+        y, x, xi, lambda_hat = real_arguments(batch, device, layout)
         if calls["n"] == 8:
             xi = torch.full_like(xi, float("nan"))
         return y, x, xi, lambda_hat
