@@ -200,11 +200,7 @@ def sample_posterior(
     The σ² (and Λ) draws are the model's uncertainty about the degradation; the z draws only
     scatter by the fixed ε0 around µ (see `PosteriorSamples`).
     """
-    if not _is_int(n) or n < 1:
-        raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
-    if seed is not None and not _is_int(seed):
-        raise VirnetError(f"the seed must be an integer or None, got {seed!r}")
-    _check_tiling_options(tile, overlap, memory_budget)
+    _check_draw_options(n, seed, tile, overlap, memory_budget)
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     with _inference():
@@ -268,11 +264,7 @@ def posterior_predictive(
     average of channels would not be). Raises VirnetError for an SR image too small for the
     blur kernel.
     """
-    if not _is_int(n) or n < 1:
-        raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
-    if seed is not None and not _is_int(seed):
-        raise VirnetError(f"the seed must be an integer or None, got {seed!r}")
-    _check_tiling_options(tile, overlap, memory_budget)
+    _check_draw_options(n, seed, tile, overlap, memory_budget)
     guide = load_for_task(model, task, scale, device, like=image)
     y, channels = network_input(image, guide)
     with _inference():
@@ -357,6 +349,16 @@ def network_input(image: Image, guide: VIRNetGuide) -> tuple[torch.Tensor, int]:
         raise VirnetError(f"the model reads {wanted}-channel images, got {channels} channels")
     parameter = next(guide.parameters())
     return y.to(device=parameter.device, dtype=parameter.dtype).contiguous(), channels
+
+
+def _check_draw_options(n, seed, tile, overlap, memory_budget) -> None:
+    """The number of draws, the seed and the tiling options of `sample_posterior` and
+    `posterior_predictive` (VirnetError when one is not what it must be)."""
+    if not _is_int(n) or n < 1:
+        raise VirnetError(f"the number of draws must be a positive integer, got {n!r}")
+    if seed is not None and not _is_int(seed):
+        raise VirnetError(f"the seed must be an integer or None, got {seed!r}")
+    _check_tiling_options(tile, overlap, memory_budget)
 
 
 def _check_tiling_options(tile, overlap, memory_budget) -> None:
