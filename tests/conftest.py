@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pyro
 import pytest
 import torch
@@ -20,3 +22,26 @@ def _fresh_pyro_state():
     pyro.set_rng_seed(0)
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture
+def run(capsys):
+    """cli.main(argv) -> (exit status, stdout, stderr lines)."""
+    from virnet import cli
+
+    def invoke(*argv):
+        status = cli.main([str(a) for a in argv])
+        captured = capsys.readouterr()
+        return status, captured.out, captured.err.splitlines()
+
+    return invoke
+
+
+@pytest.fixture(scope="session")
+def world_template(tmp_path_factory) -> Path:
+    """The fault battery's world (`tests.faults.build_world`), built once; tests copy it."""
+    from tests.faults import build_world
+
+    root = tmp_path_factory.mktemp("world")
+    build_world(root)
+    return root

@@ -1,4 +1,10 @@
-"""Small, fast batches and networks shared by the tests (no photos needed)."""
+"""Small, fast batches and networks shared by the tests (no photos needed), and a way to
+kill a training process mid-run."""
+
+import signal
+import subprocess
+import time
+from pathlib import Path
 
 import torch
 
@@ -26,3 +32,13 @@ def synthetic_batch(config: ModelConfig, batch: int = 2, size: int = 24, sigma: 
     y = hx + sigma * torch.randn(hx.shape, generator=gen)
     xi = variance_prior_estimate(y, hx, config.window, config.sigma_channels)
     return y, x, xi, lambda_hat
+
+
+def sigkill_once_written(command: list[str], marker: Path, cwd: Path, env: dict, timeout: float = 120.0) -> None:
+    """Run `command` and SIGKILL it as soon as the file `marker` exists (or after `timeout` s)."""
+    process = subprocess.Popen(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    while time.time() < deadline and not marker.exists():
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()

@@ -20,18 +20,6 @@ def rgb(height=24, width=20, seed=0):
 
 
 @pytest.fixture
-def run(capsys):
-    """cli.main(argv) -> (exit status, stdout, stderr lines)."""
-
-    def invoke(*argv):
-        status = cli.main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err.splitlines()
-
-    return invoke
-
-
-@pytest.fixture
 def denoiser(tmp_path):
     (tmp_path / "models_d").mkdir()
     return write_tiny_checkpoint(tmp_path / "models_d", "denoise")

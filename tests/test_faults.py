@@ -29,7 +29,6 @@ from tests.checkpoints import tiny_guide
 from tests.faults import (
     TINY_TRAIN,
     assert_unchanged,
-    build_world,
     png_bomb,
     png_header_bomb,
     read_only_folder,
@@ -69,16 +68,9 @@ class World:
         return text.format(**names)
 
 
-@pytest.fixture(scope="session")
-def template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("world")
-    build_world(root)
-    return root
-
-
 @pytest.fixture
-def world(template, tmp_path, monkeypatch):
-    shutil.copytree(template, tmp_path / "w")
+def world(world_template, tmp_path, monkeypatch):
+    shutil.copytree(world_template, tmp_path / "w")
     monkeypatch.chdir(tmp_path / "w")
     with contextlib.ExitStack() as exits:
         yield World(tmp_path / "w", monkeypatch, exits)

@@ -20,38 +20,20 @@ import pytest
 import tifffile
 
 from tests.checkpoints import write_tiny_checkpoint
-from tests.faults import RUN_EVERY, RUN_STEPS, TINY_TRAIN, build_world, leftovers, rgb, small_disk, snapshot
+from tests.helpers import sigkill_once_written
+from tests.faults import RUN_EVERY, RUN_STEPS, TINY_TRAIN, leftovers, rgb, small_disk, snapshot
 from training.checkpoint import find_resume_point
-from virnet import cli, image_io
+from virnet import image_io
 from virnet.image_io import read_image
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("world")
-    build_world(root)
-    return root
-
-
 @pytest.fixture
-def world(template, tmp_path) -> Path:
-    shutil.copytree(template, tmp_path / "w")
+def world(world_template, tmp_path) -> Path:
+    shutil.copytree(world_template, tmp_path / "w")
     return tmp_path / "w"
-
-
-@pytest.fixture
-def run(capsys):
-    """cli.main(argv) -> (exit status, stdout, stderr lines)."""
-
-    def invoke(*argv):
-        status = cli.main([str(a) for a in argv])
-        captured = capsys.readouterr()
-        return status, captured.out, captured.err.splitlines()
-
-    return invoke
 
 
 def train_argv(world: Path, out: Path, steps: int, *extra: str) -> list[str]:
@@ -73,12 +55,7 @@ def log_prefix(out: Path, step: int) -> bytes:
 def test_sigkill_during_training_then_resume_continues_at_the_last_checkpoint(world, run):
     out = world / "killed"
     argv = [sys.executable, "-m", "virnet", *train_argv(world, out, 500, "run.checkpoint_every=3")]
-    process = subprocess.Popen(argv, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (out / "checkpoints" / "ckpt_00000006.json").exists():
-        time.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    sigkill_once_written(argv, out / "checkpoints" / "ckpt_00000006.json", REPO, ENV)
     kept = find_resume_point(out / "checkpoints").state["step"]
     assert 6 <= kept < 500 and max(log_steps(out)) >= kept
     history = log_prefix(out, kept)

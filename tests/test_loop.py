@@ -2,11 +2,9 @@
 
 import csv
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import imageio.v3 as iio
@@ -22,7 +20,7 @@ from training import loop
 from training.checkpoint import latest_checkpoint, load_checkpoint, load_weights
 from training.config import load_config
 from training.loop import TrainingDiverged, build_objective, train, warmup_cosine
-from tests.helpers import synthetic_batch
+from tests.helpers import sigkill_once_written, synthetic_batch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -97,12 +95,7 @@ def test_a_run_killed_mid_way_resumes_to_the_same_step_count(photos, tmp_path):
     command = [sys.executable, "-m", "training", "--config", "denoise-niid-cpu", "--data", str(photos)]
     command += ["--out", str(tmp_path), "--steps", str(steps), "--no-progress", *TINY, f"run.checkpoint_every={every}"]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while time.time() < deadline and not (tmp_path / "checkpoints" / "ckpt_00000015.json").exists():
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    sigkill_once_written(command, tmp_path / "checkpoints" / "ckpt_00000015.json", REPO, env)
     reached = max(int(r["step"]) for r in read_log(tmp_path))
     kept = load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["step"]
     assert 15 <= kept < steps, "killed mid-way, after a checkpoint"
