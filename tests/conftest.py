@@ -2,6 +2,8 @@ import pyro
 import pytest
 import torch
 
+from tests.helpers import train_tracking_guide
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
@@ -20,3 +22,10 @@ def _fresh_pyro_state():
     pyro.set_rng_seed(0)
     torch.set_num_threads(1)
     yield
+
+
+@pytest.fixture(scope="session")
+def tracking_run(tmp_path_factory):
+    """The run folder of `tests.helpers.train_tracking_guide` (trained once per session)."""
+    torch.set_num_threads(1)
+    return train_tracking_guide(tmp_path_factory.mktemp("tracking"))

@@ -36,6 +36,7 @@ TINY = [
     "data.batch_size=4",
     "data.workers=0",
     "data.val_images=2",
+    "data.kernel_patch_size=48",
     "optim.warmup_steps=2",
     "optim.lr=3e-3",
     "run.log_every=1",

@@ -39,6 +39,7 @@ from training.checkpoint import (
 )
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
+from training.kernel_steps import KernelSteps
 from training.validation import kernel_tracking, kernel_validation_set, restoration_scores
 from virnet.models import WEIGHTS_FORMAT
 
@@ -254,6 +255,12 @@ def train(
     loader = datasets.make_loader(
         train_set, config.data.batch_size // world, config.data.workers, config.run.seed + step, distributed
     )
+    kernel_steps = None
+    if optim.knet_steps and config.model.has_kernel:
+        kernel_steps = KernelSteps(
+            guide, optimizer, train_set, config.data.batch_size // world, config.data.workers,
+            config.run.seed + 1 + step, optim.knet_steps, optim.clip.get("knet", math.inf), device, distributed,
+        )
     log = MetricsLog(out, step) if is_writer else None
     bar = tqdm(total=optim.steps, initial=step, disable=not (progress and is_writer), dynamic_ncols=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp and device.type == "cuda")
@@ -290,6 +297,8 @@ def train(
                 loss.backward()
                 norms = clip_per_network(guide, optim.clip)
                 optimizer.step()
+                if kernel_steps is not None:
+                    kernel_steps()
                 scheduler.step()
                 step += 1
                 steps_since_row += 1
