@@ -4,6 +4,8 @@ import pyro
 import pytest
 import torch
 
+from tests.helpers import train_tracking_guide
+
 
 def pytest_collection_modifyitems(config, items):
     if torch.cuda.is_available():
@@ -45,3 +47,8 @@ def world_template(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("world")
     build_world(root)
     return root
+@pytest.fixture(scope="session")
+def tracking_run(tmp_path_factory):
+    """The run folder of `tests.helpers.train_tracking_guide` (trained once per session)."""
+    torch.set_num_threads(1)
+    return train_tracking_guide(tmp_path_factory.mktemp("tracking"))

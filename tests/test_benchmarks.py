@@ -52,8 +52,8 @@ def quick_arguments(name: str, weights) -> list[str]:
         "denoise-real": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
         "sr": ["--model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity", "ground-truth"],
         "noise-estimation": ["--model", denoiser, "--baselines", "skimage", "ground-truth"],
-        "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "ground-truth"],
         "calibration": ["--model", denoiser, upscaler],
+        "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "constant", "ground-truth"],
         "profile": ["--model", denoiser],
         "ablation": [],
     }[name]
@@ -159,12 +159,44 @@ def test_noise_estimation_scores_the_truth_as_exact_and_skimage_as_close_on_awgn
     assert rows["sigma25/skimage"]["mean_error"] < 3.0
 
 
-def test_kernel_estimation_covers_the_four_anisotropic_kernels(quick):
+def test_kernel_estimation_covers_the_four_anisotropic_kernels_and_the_best_constant(quick):
     rows = rows_by_key(quick("kernel-estimation")[0])
     assert {r["kernel"] for r in rows.values()} == {"aniso1", "aniso2", "aniso3", "aniso4", "avg"}
-    assert rows["avg/noise2.55/ground-truth"]["kernel_mse"] == 0
-    assert rows["avg/noise2.55/delta"]["kernel_mse"] > 1e-4
-    assert 0 < rows["avg/noise2.55/virnet"]["kernel_mse"] < 1
+    truth, delta, constant = (rows[f"avg/noise2.55/{m}"] for m in ("ground-truth", "delta", "constant"))
+    assert truth["kernel_mse"] == 0 and truth["err_rho"] == 0
+    assert (truth["r_lambda1"], truth["r_lambda2"], truth["r_rho"]) == pytest.approx((1, 1, 1))
+    assert (constant["r_lambda1"], constant["r_lambda2"], constant["r_rho"]) == (0, 0, 0)
+    assert constant["kernel_mse"] < delta["kernel_mse"] / 10, "the best constant beats the delta kernel by far"
+    assert {"err_lambda1", "err_lambda2", "err_rho", "r_lambda1", "r_lambda2", "r_rho"} <= set(rows["avg/noise2.55/virnet"])
+
+
+def _constant_knet_checkpoint(folder):
+    """The tiny ×4 checkpoint with KNet's tail weights zeroed: the same kernel for every y."""
+    from training.checkpoint import load_weights, save_weights
+
+    path = write_tiny_checkpoint(folder, "sr", 4, name="constant-knet")
+    state, metadata = load_weights(path)
+    state["knet.tail.weight"] = torch.zeros_like(state["knet.tail.weight"])
+    save_weights(path, state, metadata)
+    return path
+
+
+def test_kernel_estimation_tells_a_knet_that_tracks_the_kernel_from_a_constant_one(tracking_run, tmp_path):
+    """The benchmark scores the briefly trained KNet (tests.helpers.train_tracking_guide) on its
+    held-out photos against a model whose KNet ignores y: only the first may correlate."""
+    scores = {}
+    models = {"tracking": (tracking_run / "model.safetensors", 16), "constant": (_constant_knet_checkpoint(tmp_path), 4)}
+    for label, (model, per_image) in models.items():
+        out = tmp_path / label
+        argv = ["bench", "kernel-estimation", "--data", str(tracking_run.parent / "heldout"), "--model", str(model),
+                "--kernels", "random", "--per-image", str(per_image), "--noises", "1", "--baselines", "constant",
+                "--device", "cpu", "--out", str(out)]
+        assert cli.main(argv) == 0
+        scores[label] = rows_by_key(json.loads((out / "result.json").read_text()))
+    for parameter in ("lambda1", "lambda2", "rho"):
+        assert scores["constant"]["avg/noise1/virnet"][f"r_{parameter}"] == 0
+        assert scores["tracking"]["avg/noise1/virnet"][f"r_{parameter}"] > 0.25, parameter
+    assert scores["tracking"]["avg/noise1/virnet"]["err_rho"] < scores["tracking"]["avg/noise1/constant"]["err_rho"]
 
 
 def test_profile_counts_the_paper_models_like_the_paper(quick):

@@ -34,6 +34,7 @@ TINY = [
     "data.batch_size=4",
     "data.workers=0",
     "data.val_images=2",
+    "data.kernel_patch_size=48",
     "optim.warmup_steps=2",
     "optim.lr=3e-3",
     "run.log_every=1",
@@ -73,7 +74,9 @@ def test_training_lowers_the_loss_and_writes_log_checkpoints_and_weights(photos,
     losses = [float(r["loss"]) for r in rows]
     assert result.step == 40 and len(rows) == 40
     assert np.mean(losses[-10:]) < 0.75 * np.mean(losses[:10])
-    assert any(r["val_psnr"] for r in rows)
+    assert any(r["val_psnr"] for r in rows) and any(r["val_sigma_error"] for r in rows)
+    assert all(float(r["grad_rnet"]) > 0 and 0 <= float(r["clipped_rnet"]) <= 1 for r in rows)
+    assert any(r["val_r_rho"] for r in rows) == config.model.has_kernel, "KNet's correlations, for SR"
     assert latest_checkpoint(tmp_path / "checkpoints").name == "ckpt_00000040.safetensors"
     state, metadata = load_weights(result.weights)
     assert metadata["model_config"]["task"] == config.model.task
@@ -88,6 +91,17 @@ def test_channels_last_trains_the_same_run(photos, tmp_path):
         train(config, photos, tmp_path / layout, progress=False)
         runs[layout] = [float(r["loss"]) for r in read_log(tmp_path / layout)]
     assert runs["true"] == pytest.approx(runs["false"], rel=1e-3)
+def test_clipping_is_per_network_and_reports_the_norm_before_clipping():
+    config = load_config("sr-x2-cpu", TINY)
+    guide, loss = build_objective(config, torch.device("cpu"), distributed=False)
+    loss(*synthetic_batch(config.model, size=32)).backward()
+    before = {n: torch.cat([p.grad.flatten() for p in getattr(guide, n).parameters()]).norm().item() for n in loop.NETWORKS}
+    norms = loop.clip_per_network(guide, {"rnet": 1e-3, "knet": 1e9})
+    assert norms["rnet"] == (pytest.approx(before["rnet"], rel=1e-4), True)
+    assert norms["knet"] == (pytest.approx(before["knet"], rel=1e-4), False)
+    assert norms["snet"] == (pytest.approx(before["snet"], rel=1e-4), False), "a network without a threshold is not clipped"
+    after = torch.cat([p.grad.flatten() for p in guide.rnet.parameters()]).norm().item()
+    assert after == pytest.approx(1e-3, rel=1e-3)
 
 
 def test_a_run_killed_mid_way_resumes_to_the_same_step_count(photos, tmp_path):

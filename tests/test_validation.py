@@ -1,5 +1,6 @@
 """Validation metrics: Pearson's r can tell a KNet that tracks the kernel from a constant one."""
 
+import csv
 import math
 
 import imageio.v3 as iio
@@ -78,3 +79,15 @@ def test_restoration_scores_report_psnr_and_the_noise_level_error_in_255_units()
     expected = (beta.sqrt() - sigma).abs().mean().item() * 255
     assert scores["val_sigma_error"] == pytest.approx(expected, rel=1e-4)
     assert math.isfinite(scores["val_psnr"])
+
+
+def test_a_briefly_trained_knet_tracks_the_kernel_of_held_out_images(tracking_run):
+    """Fails if KNet's output does not depend on y (r = 0) or does not follow Λ."""
+    with (tracking_run / "metrics.csv").open() as f:
+        rows = [row for row in csv.DictReader(f) if row["val_r_rho"]]
+    first, last = rows[0], rows[-1]
+    assert int(last["step"]) == 200
+    for parameter in ("lambda1", "lambda2", "rho"):
+        assert float(last[f"val_r_{parameter}"]) > 0.3, parameter
+    assert sum(float(last[f"val_r_{p}"]) for p in ("lambda1", "lambda2", "rho")) > 1.5
+    assert float(last["grad_knet"]) > 0 and float(first["clipped_rnet"]) >= 0

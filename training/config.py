@@ -71,6 +71,7 @@ class OptimConfig:
     warmup_steps: int = 1000
     clip: dict = field(default_factory=lambda: {"rnet": 1e3, "snet": 1e2, "knet": 5e2})
     elbo: str = "mc"  # "mc" (Trace_ELBO) or "analytic" (TraceMeanField_ELBO)
+    knet_steps: int = 0  # SR: extra KNet steps on the kernel KL after each SVI step (training/kernel_steps.py)
     amp: bool = False  # bfloat16 autocast for the networks (CUDA only)
     channels_last: bool = False  # the guide and the batches in channels_last memory format
 

@@ -35,6 +35,7 @@ from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
 from training.finetune import initial_weights
 from training.resume import cut_log_after, resume_point
+from training.kernel_steps import KernelSteps
 from training.validation import kernel_tracking, kernel_validation_set, restoration_scores
 from virnet.models import WEIGHTS_FORMAT
 
@@ -281,6 +282,12 @@ def train(
         checkpoints.mkdir(parents=True, exist_ok=True)
         log = MetricsLog(out, step)
         save_config(config, out / "config.toml")
+    kernel_steps = None
+    if optim.knet_steps and config.model.has_kernel:
+        kernel_steps = KernelSteps(
+            guide, optimizer, train_set, config.data.batch_size // world, config.data.workers,
+            config.run.seed + 1 + step, optim.knet_steps, optim.clip.get("knet", math.inf), device, distributed,
+        )
     bar = tqdm(total=optim.steps, initial=step, disable=not (progress and is_writer), dynamic_ncols=True)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp and device.type == "cuda")
     last_checkpoint = found
@@ -316,6 +323,8 @@ def train(
                 loss.backward()
                 norms = clip_per_network(guide, optim.clip)
                 optimizer.step()
+                if kernel_steps is not None:
+                    kernel_steps()
                 scheduler.step()
                 step += 1
                 steps_since_row += 1

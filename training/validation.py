@@ -22,6 +22,7 @@ from guides.guide import VIRNetGuide
 from training.data import DegradationSpec, read_image
 
 KERNEL_PARAMETERS = ("lambda1", "lambda2", "rho")  # the columns of Λ: λ1², λ2², ρ
+CONSTANT_TOLERANCE = 1e-5  # relative spread below which an estimate counts as constant
 MIN_KERNEL_SIDE = 16  # LR pixels: smaller held-out images are left out of the kernel check
 
 
@@ -35,10 +36,13 @@ class KernelCase:
 
 
 def pearson(estimate: torch.Tensor, truth: torch.Tensor) -> float:
-    """Pearson's correlation of two length-n vectors; 0 when either is constant."""
-    u, v = estimate.double() - estimate.double().mean(), truth.double() - truth.double().mean()
-    norm = u.norm() * v.norm()
-    return float((u * v).sum() / norm) if norm > 0 else 0.0
+    """Pearson's correlation of two length-n vectors; 0 when either is constant (up to
+    float32 round-off, CONSTANT_TOLERANCE of its magnitude)."""
+    a, b = estimate.double(), truth.double()
+    u, v = a - a.mean(), b - b.mean()
+    if any(d.abs().max() <= CONSTANT_TOLERANCE * x.abs().max() for d, x in ((u, a), (v, b))):
+        return 0.0
+    return float((u * v).sum() / (u.norm() * v.norm()))
 
 
 def kernel_correlations(estimates: torch.Tensor, truths: torch.Tensor) -> dict[str, float]:
