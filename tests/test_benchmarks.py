@@ -176,7 +176,7 @@ def _constant_knet_checkpoint(folder):
 
     path = write_tiny_checkpoint(folder, "sr", 4, name="constant-knet")
     state, metadata = load_weights(path)
-    state["knet.tail.weight"] = torch.zeros_like(state["knet.tail.weight"])
+    state["knet.tail.0.weight"] = torch.zeros_like(state["knet.tail.0.weight"])
     save_weights(path, state, metadata)
     return path
 
