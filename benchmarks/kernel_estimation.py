@@ -1,12 +1,12 @@
-"""Table 9 and kernel tracking: blur-kernel estimation at ×4.
+"""Table 9 and kernel tracking: blur-kernel estimation at ×2, ×3 or ×4 (default ×4).
 
-    virnet bench kernel-estimation --data DIR [--model NAME|PATH] [--kernels anisotropic|all|random] ...
+    virnet bench kernel-estimation --data DIR [--model NAME|PATH] [--scale S] [--kernels anisotropic|all|random] ...
     python -m benchmarks.kernel_estimation (same arguments)
 
 Cases: every image with every kernel of the chosen set — "anisotropic": the 4 anisotropic
-test kernels of Table 9 (default); "all": the 7 test kernels; "random": --per-image kernels
+test kernels of Table 9 (default); "all": the 7 test kernels of the scale; "random": --per-image kernels
 per image drawn from the training distribution (Eq. 27, seeded by --seed). LR synthesised as
-in `virnet bench sr` (reflect blur, bicubic ↓4, clip, noise, clip), whole images.
+in `virnet bench sr` (reflect blur, bicubic ↓s, clip, noise, clip), whole images.
 
 Scores, per method:
 - kernel_mse: the mean over the 21×21 grid of the squared difference between the kernel
@@ -39,8 +39,8 @@ from training.validation import KERNEL_PARAMETERS, kernel_correlations
 from virnet.api import load_for_task
 
 NAME = "kernel-estimation"
-TITLE = "blur-kernel estimation, ×4 (Table 9): kernel MSE, parameter errors and correlations"
-SCALE = 4
+TITLE = "blur-kernel estimation, ×{scale} (Table 9): kernel MSE, parameter errors and correlations"
+SCALES = (2, 3, 4)
 NOISES = (2.55,)
 KERNEL_SETS = ("anisotropic", "all", "random")
 PAPER = {"avg/noise2.55/virnet": {"kernel_mse": 0.89e-5}}  # Table 9, DIV2K20, the 4 anisotropic kernels
@@ -53,13 +53,14 @@ def add_arguments(parser) -> None:
         parser, NAME, baseline_choices=("delta", "constant"), default_baselines=("delta", "constant"),
         pseudo_methods=("ground-truth",),
     )
+    parser.add_argument("--scale", type=int, choices=SCALES, default=4, help="SR factor (default 4)")
     parser.add_argument("--noises", nargs="+", type=float, default=list(NOISES), help="noise stds in /255 units")
     parser.add_argument("--kernels", choices=KERNEL_SETS, default="anisotropic", help="which kernels (see above)")
     parser.add_argument("--per-image", type=int, default=8, metavar="N", help="random kernels per image (--kernels random)")
 
 
 @cache
-def best_constant_lambda(scale: int = SCALE, size: int = KERNEL_SIZE, draws: int = CONSTANT_DRAWS) -> torch.Tensor:
+def best_constant_lambda(scale: int, size: int = KERNEL_SIZE, draws: int = CONSTANT_DRAWS) -> torch.Tensor:
     """Λ (3,) of the constant kernel with the least mean squared error to `draws` kernels of
     the training distribution (`sample_kernel_lambdas`, seed CONSTANT_SEED); fitted by Adam
     on (log λ1², log λ2², atanh ρ) from the mean Λ of the draws."""
@@ -89,9 +90,9 @@ def delta(case: protocol.Case) -> protocol.Output:
     return protocol.Output(kernel=kernel, kernel_params=torch.zeros(3))
 
 
-def constant(case: protocol.Case) -> protocol.Output:
-    """The best constant kernel over the training distribution (`best_constant_lambda`)."""
-    return _kernel_output(best_constant_lambda())
+def constant_for(scale: int):
+    """The best constant kernel over the training distribution of ×`scale` (`best_constant_lambda`)."""
+    return lambda case: _kernel_output(best_constant_lambda(scale))
 
 
 def metrics(output: protocol.Output, case: protocol.Case) -> dict:
@@ -107,10 +108,10 @@ def kernel_settings(args, images) -> list[tuple[str, list[tuple[str, torch.Tenso
     if args.kernels == "random":
         if args.per_image < 1:
             raise ValueError(f"--per-image must be a positive number of kernels, got {args.per_image}")
-        lambdas = sample_kernel_lambdas(len(images) * args.per_image, SCALE, torch.Generator().manual_seed(args.seed))
+        lambdas = sample_kernel_lambdas(len(images) * args.per_image, args.scale, torch.Generator().manual_seed(args.seed))
         return [("random", [images[i // args.per_image]], lam) for i, lam in enumerate(lambdas)]
     chosen = ANISOTROPIC if args.kernels == "anisotropic" else slice(None)
-    return list(zip(TEST_KERNEL_NAMES[chosen], [images] * 7, test_kernel_lambdas(SCALE)[chosen]))
+    return list(zip(TEST_KERNEL_NAMES[chosen], [images] * 7, test_kernel_lambdas(args.scale)[chosen]))
 
 
 def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], list]:
@@ -119,7 +120,7 @@ def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], 
     kernel_rows, figure = [], []
     for index, (label, kernel_images, lam) in enumerate(kernel_settings(args, images)):
         kernel = gaussian_kernel(lam[None, :2], lam[None, 2], KERNEL_SIZE)[0]
-        cases = [replace(c, kernel_params=lam) for c in sr_cases(kernel_images, SCALE, kernel, noise, args.seed + index)]
+        cases = [replace(c, kernel_params=lam) for c in sr_cases(kernel_images, args.scale, kernel, noise, args.seed + index)]
         outputs = {}
         for method, run in methods.items():
             record, values = per_method[method], []
@@ -152,11 +153,11 @@ def run(args) -> int:
     if any(n < 0 for n in args.noises):
         raise ValueError(f"--noises must be non-negative, got {args.noises}")
     session = protocol.start(args)
-    guide = load_for_task(args.model, "sr", SCALE, session.device)
-    available = {"delta": delta, "constant": constant, "ground-truth": protocol.ground_truth}
+    guide = load_for_task(args.model, "sr", args.scale, session.device)
+    available = {"delta": delta, "constant": constant_for(args.scale), "ground-truth": protocol.ground_truth}
     methods = {name: available[name] for name in protocol.selected_baselines(session)}
     methods["virnet"] = protocol.model_method(guide)
-    constant_lam = ", ".join(f"{v:.3f}" for v in best_constant_lambda().tolist())  # fitted once, before timing
+    constant_lam = ", ".join(f"{v:.3f}" for v in best_constant_lambda(args.scale).tolist())  # fitted once, before timing
     rows, figure = [], []
     for noise in args.noises:
         noise_rows, noise_figure = score_noise(args, session.images, methods, noise)
@@ -175,12 +176,12 @@ def run(args) -> int:
         + "; errors and r on Λ = (λ1², λ2², ρ), r pooled over all cases of a noise level.",
         f"Baseline 'constant': Λ = ({constant_lam}), the best constant kernel for the training distribution.",
         "Paper number: VIRNet on DIV2K20, ×4, noise 2.55, 4 anisotropic kernels (Table 9), not this dataset.",
-        "LR synthesis as in `virnet bench sr` (reflect blur, bicubic ↓4, clip, noise, clip).",
+        f"LR synthesis as in `virnet bench sr` (reflect blur, bicubic ↓{args.scale}, clip, noise, clip).",
         "Figures: kernels.png (true and estimated kernels, first image), kernel_mse_vs_noise.png.",
     ]
     keys = {r["key"] for r in rows}
-    paper = {k: v for k, v in PAPER.items() if k in keys} if args.kernels == "anisotropic" else {}
-    session.finish(TITLE, protocol.describe_guide(args.model, guide), rows, paper)
+    paper = {k: v for k, v in PAPER.items() if k in keys} if args.kernels == "anisotropic" and args.scale == 4 else {}
+    session.finish(TITLE.format(scale=args.scale), protocol.describe_guide(args.model, guide), rows, paper)
     return 0
 
 

@@ -170,6 +170,25 @@ def test_kernel_estimation_covers_the_four_anisotropic_kernels_and_the_best_cons
     assert {"err_lambda1", "err_lambda2", "err_rho", "r_lambda1", "r_lambda2", "r_rho"} <= set(rows["avg/noise2.55/virnet"])
 
 
+@pytest.mark.parametrize("scale", [2, 3])
+def test_kernel_estimation_scores_the_test_kernels_of_the_chosen_scale(tmp_path, scale):
+    from benchmarks.kernel_estimation import best_constant_lambda
+    from generative.kernels import test_kernel_lambdas
+
+    torch.set_num_threads(1)
+    model = write_tiny_checkpoint(tmp_path, "sr", scale)
+    argv = ["bench", "kernel-estimation", "--quick", "--scale", str(scale), "--kernels", "all", "--model", str(model),
+            "--baselines", "constant", "ground-truth", "--device", "cpu", "--out", str(tmp_path / "out")]
+    assert cli.main(argv) == 0
+    result = json.loads((tmp_path / "out" / "result.json").read_text())
+    assert f"×{scale}" in (tmp_path / "out" / "report.md").read_text() and not result["paper"], "Table 9 is a ×4 table"
+    rows = rows_by_key(result)
+    assert len({r["kernel"] for r in rows.values()}) == 8, "the 7 test kernels and their average"
+    assert rows["avg/noise2.55/ground-truth"]["kernel_mse"] == 0
+    assert not torch.allclose(best_constant_lambda(scale), best_constant_lambda(4)), "the constant follows the scale's kernels"
+    assert test_kernel_lambdas(scale).shape == (7, 3)
+
+
 def _constant_knet_checkpoint(folder):
     """The tiny ×4 checkpoint with KNet's tail weights zeroed: the same kernel for every y."""
     from training.checkpoint import load_weights, save_weights
