@@ -1,7 +1,7 @@
 """What the benchmark protocols share: options, test images, models, scoring, figures, reports.
 
 A protocol module (benchmarks/denoise_niid.py, ...) defines NAME, TITLE, ``add_arguments``
-and ``run``; it is reachable as ``virnet bench NAME`` (benchmarks/command.py) and as
+and ``run``; it is reachable as ``virnet bench NAME`` (virnet/cli/bench.py) and as
 ``python -m benchmarks.<module>`` (``main`` here). Every run:
 
 1. ``start(args)``: refuses to overwrite an existing result.json without --overwrite, picks
@@ -38,8 +38,8 @@ from generative.operators import upsample_nearest
 from guides.guide import VIRNetGuide
 from training.data import find_images, holdout_split, read_image
 from virnet.api import load_for_task, restore
-from virnet.commands import error_line
 from virnet.devices import resolve_device
+from virnet.errors import error_line
 from virnet.models import default_model_name
 
 DEFAULT_SEED = 1000

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import ablation, calibration, denoise_iid, denoise_niid, protocol
-from benchmarks.command import BENCHMARKS
+from benchmarks.catalogue import BENCHMARKS
 from benchmarks.metrics import lpips_or_none, psnr_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.report import validate_result

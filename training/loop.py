@@ -30,14 +30,13 @@ from tqdm import tqdm
 from generative.model import VIRNetModel
 from guides.guide import VIRNetGuide
 from training import data as datasets
-from training.checkpoint import capture_rng, restore_rng, save_checkpoint, save_weights
+from training.checkpoint import WEIGHTS_FORMAT, capture_rng, restore_rng, save_checkpoint, save_weights
 from training.config import TrainConfig, save_config
 from training.elbo import TERMS, make_elbo
 from training.finetune import initial_weights
 from training.resume import cut_log_after, resume_point
 from training.kernel_steps import KernelSteps
 from training.validation import kernel_tracking, kernel_validation_set, restoration_scores
-from virnet.models import WEIGHTS_FORMAT
 
 NETWORKS = ("snet", "knet", "rnet")
 VALIDATION_COLUMNS = ("val_psnr", "val_sigma_error", "val_r_lambda1", "val_r_lambda2", "val_r_rho")

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from virnet.errors import VirnetError
+from virnet.errors import VirnetError, one_line
 from virnet.formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from virnet.image_codecs import TIFF_SUFFIXES, decode, encode, header_size
 
@@ -180,7 +180,7 @@ def stage_image(
     except BaseException as exc:
         temporary.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
+            raise VirnetError(f"cannot write {path}: {one_line(exc)}") from exc
         raise
     return temporary
 
@@ -193,7 +193,7 @@ def commit_staged(staged: Sequence[tuple[Path, Path]]) -> None:
             try:
                 os.replace(temporary, path)
             except OSError as exc:
-                raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
+                raise VirnetError(f"cannot write {path}: {one_line(exc)}") from exc
     finally:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
@@ -338,7 +338,7 @@ def _image_file(path: str | Path) -> Path:
 
 def _unreadable(path: Path, exc: BaseException) -> VirnetError:
     return VirnetError(
-        f"cannot read image {path}: not a valid image, or the file is truncated or corrupt ({_one_line(exc)})"
+        f"cannot read image {path}: not a valid image, or the file is truncated or corrupt ({one_line(exc)})"
     )
 
 
@@ -358,7 +358,3 @@ def _pixel_count(pixels: int) -> str:
 
 def _suffix_list() -> str:
     return ", ".join(sorted(IMAGE_SUFFIXES))
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

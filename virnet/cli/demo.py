@@ -25,7 +25,7 @@ from virnet.api import load_for_task, restore
 from virnet.devices import resolve_device
 from virnet.errors import VirnetError
 from virnet.model_check import standardized_residuals
-from virnet.outputs import check_writable
+from virnet.cli.outputs import check_writable
 
 DEFAULT_FIGURE = Path("virnet-demo.png")
 DEFAULT_SIZE = 256

@@ -2,7 +2,7 @@
 
 Each command registers through an ``add_parser(subparsers)`` function whose parser sets
 ``run`` to a function of the parsed arguments returning the exit status. The work itself is
-in `virnet.restoring`, imported only when a command runs, so that `virnet --help` and usage
+in `virnet.cli.restoring`, imported only when a command runs, so that `virnet --help` and usage
 errors need no torch: this module imports the standard library and light modules only.
 """
 
@@ -16,9 +16,6 @@ from pathlib import Path
 from virnet.errors import VirnetError
 from virnet.formats import DEFAULT_MAX_PIXELS
 from virnet.precision import PRECISIONS
-
-EXIT_FAILED = 2
-
 
 def add_restore_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -105,16 +102,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
-def error_line(error: BaseException | str) -> str:
-    """`virnet: error: <message>` on one line."""
-    return f"virnet: error: {one_line(error)}"
-
-
-def one_line(error: BaseException | str) -> str:
-    """The message of `error` with its whitespace (newlines included) collapsed."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -127,9 +114,9 @@ def _positive_int(text: str) -> int:
 
 
 def _run(name: str) -> Callable[[argparse.Namespace], int]:
-    """The function `name` of `virnet.restoring`, imported when the command runs."""
+    """The function `name` of `virnet.cli.restoring`, imported when the command runs."""
 
     def run(args: argparse.Namespace) -> int:
-        return getattr(importlib.import_module("virnet.restoring"), name)(args)
+        return getattr(importlib.import_module("virnet.cli.restoring"), name)(args)
 
     return run
