@@ -14,13 +14,13 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import ablation, calibration, denoise_iid, denoise_niid, protocol
+from benchmarks.cases import table1_sigma_map
 from benchmarks.catalogue import BENCHMARKS
 from benchmarks.metrics import lpips_or_none, psnr_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.report import validate_result
-from generative.noise import test_sigma_map
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
-from training.data import find_images, holdout_split
+from training.images import find_images, holdout_split
 from virnet import cli, models
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -116,7 +116,7 @@ def test_identity_scores_the_psnr_of_the_noisy_input(quick):
         expected = np.mean([psnr_rgb(y, x) for y, (_, x) in zip(noisy, images)])
         assert iid[f"sigma{sigma}/identity"]["psnr"] == pytest.approx(expected, abs=1e-9)
     rng = np.random.default_rng(1000)
-    noisy = [x + torch.from_numpy(rng.standard_normal(x.shape)).float() * test_sigma_map(2, 48, 48) for _, x in images]
+    noisy = [x + torch.from_numpy(rng.standard_normal(x.shape)).float() * table1_sigma_map(2, 48, 48) for _, x in images]
     expected = np.mean([psnr_rgb(y, x) for y, (_, x) in zip(noisy, images)])
     assert niid["case2/identity"]["psnr"] == pytest.approx(expected, abs=1e-9)
     assert niid["case2/nlm"]["psnr"] > niid["case2/identity"]["psnr"]

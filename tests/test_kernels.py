@@ -3,17 +3,9 @@ import math
 import pytest
 import torch
 
-from generative.kernels import (
-    ANISOTROPIC,
-    ISOTROPIC,
-    MIN_TRAINING_WIDTH,
-    TEST_KERNEL_NAMES,
-    axes_from_lambda,
-    gaussian_kernel,
-    lambda_from_axes,
-    sample_kernel_lambdas,
-    test_kernel_lambdas,
-)
+from benchmarks.cases import ANISOTROPIC, BENCHMARK_KERNEL_NAMES, ISOTROPIC, benchmark_kernel_lambdas
+from generative.kernels import axes_from_lambda, gaussian_kernel, lambda_from_axes
+from training.degradations import MIN_TRAINING_WIDTH, sample_kernel_lambdas
 
 
 def eq8_kernel(l1sq: float, l2sq: float, rho: float, size: int) -> torch.Tensor:
@@ -129,8 +121,8 @@ def test_gaussian_kernel_rejects_bad_input():
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_test_kernels_are_the_papers_seven(scale):
-    lam = test_kernel_lambdas(scale)
-    assert lam.shape == (7, 3) and len(TEST_KERNEL_NAMES) == 7
+    lam = benchmark_kernel_lambdas(scale)
+    assert lam.shape == (7, 3) and len(BENCHMARK_KERNEL_NAMES) == 7
     assert len(range(7)[ANISOTROPIC]) == 4 and len(range(7)[ISOTROPIC]) == 3
     widths = torch.tensor([0.4, 0.6, 0.8]) * scale
     torch.testing.assert_close(lam[ISOTROPIC], torch.stack([widths**2, widths**2, torch.zeros(3)], 1))
@@ -165,7 +157,7 @@ def test_gradient_flows_from_kernel_to_axes():
 
 @pytest.mark.gpu
 def test_kernel_on_cuda_matches_cpu():
-    lam = test_kernel_lambdas(4)
+    lam = benchmark_kernel_lambdas(4)
     k_gpu = gaussian_kernel(lam[:, :2].cuda(), lam[:, 2].cuda())
     assert k_gpu.device.type == "cuda"
     torch.testing.assert_close(k_gpu.cpu(), gaussian_kernel(lam[:, :2], lam[:, 2]))

@@ -2,13 +2,9 @@ import numpy as np
 import pytest
 import torch
 
-from generative.noise import (
-    add_gaussian_noise,
-    iid_sigma_map,
-    poisson_gaussian_noise,
-    test_sigma_map,
-    training_sigma_map,
-)
+from benchmarks.cases import poisson_gaussian_noise, table1_sigma_map
+from generative.noise import add_gaussian_noise
+from training.degradations import iid_sigma_map, training_sigma_map
 
 
 def assert_noise_variance(y: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> None:
@@ -47,25 +43,25 @@ def test_iid_sigma_maps_are_constant_per_image():
 
 
 @pytest.mark.parametrize("case", [1, 2, 3])
-def test_test_sigma_maps_span_the_stated_range(case):
-    base = test_sigma_map(case, 256, 256)
+def test_table1_sigma_maps_span_the_stated_range(case):
+    base = table1_sigma_map(case, 256, 256)
     assert base.shape == (256, 256) and base.dtype == torch.float32
     assert base.min().item() == pytest.approx(10 / 255)
     assert base.max().item() == pytest.approx(75 / 255)
-    resized = test_sigma_map(case, 300, 420)  # upsizing keeps every base pixel
+    resized = table1_sigma_map(case, 300, 420)  # upsizing keeps every base pixel
     assert resized.shape == (300, 420)
     assert resized.min().item() == pytest.approx(10 / 255) and resized.max().item() == pytest.approx(75 / 255)
-    small = test_sigma_map(case, 64, 32)
+    small = table1_sigma_map(case, 64, 32)
     assert small.shape == (64, 32)
     torch.testing.assert_close(small, base[2::4, 4::8])  # nearest to each output pixel centre
 
 
 def test_peaks_and_sinusoid_maps_match_their_formulas():
-    peaks = test_sigma_map(1, 256, 256).double()
+    peaks = table1_sigma_map(1, 256, 256).double()
     # MATLAB's peaks has its global maximum near (x, y) = (−0.0093, 1.5814), i.e. row ~ 195, column ~ 127.
     row, col = divmod(int(peaks.argmax()), 256)
     assert abs(row - 195) <= 1 and abs(col - 127) <= 1
-    sinus = test_sigma_map(2, 256, 256).double()
+    sinus = table1_sigma_map(2, 256, 256).double()
     x, y = np.meshgrid(np.linspace(1, 10, 256), np.linspace(1, 20, 256))
     raw = torch.from_numpy(np.sin(x) + np.cos(y))
     expected = 10 / 255 + 65 / 255 * (raw - raw.min()) / (raw.max() - raw.min())
@@ -73,15 +69,15 @@ def test_peaks_and_sinusoid_maps_match_their_formulas():
 
 
 def test_case_three_is_reproducible_with_the_default_rng():
-    default = test_sigma_map(3, 128, 128)
-    torch.testing.assert_close(default, test_sigma_map(3, 128, 128))
-    torch.testing.assert_close(default, test_sigma_map(3, 128, 128, np.random.default_rng(1000)))
-    assert not torch.allclose(default, test_sigma_map(3, 128, 128, np.random.default_rng(1)))
+    default = table1_sigma_map(3, 128, 128)
+    torch.testing.assert_close(default, table1_sigma_map(3, 128, 128))
+    torch.testing.assert_close(default, table1_sigma_map(3, 128, 128, np.random.default_rng(1000)))
+    assert not torch.allclose(default, table1_sigma_map(3, 128, 128, np.random.default_rng(1)))
 
 
-def test_test_sigma_map_rejects_unknown_case():
+def test_table1_sigma_map_rejects_unknown_case():
     with pytest.raises(ValueError):
-        test_sigma_map(4, 64, 64)
+        table1_sigma_map(4, 64, 64)
 
 
 def test_iid_noise_has_the_stated_variance():

@@ -13,9 +13,10 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from virnet.errors import VirnetError
+from generative.config import SR_SCALES, TASKS
 from virnet.formats import DEFAULT_MAX_PIXELS
 from virnet.precision import PRECISIONS
+
 
 def add_restore_parser(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -29,8 +30,8 @@ def add_restore_parser(subparsers) -> None:
     parser.add_argument(
         "-o", "--output", required=True, type=Path, metavar="OUT", help="output file (one input file) or folder"
     )
-    parser.add_argument("--task", choices=("denoise", "sr"), help="default: the model's task, else denoise")
-    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="super-resolution factor (implies --task sr)")
+    parser.add_argument("--task", choices=TASKS, help="default: the model's task, else denoise")
+    parser.add_argument("--scale", type=int, choices=SR_SCALES, help="super-resolution factor (implies --task sr)")
     add_model_arguments(parser)
     parser.add_argument(
         "--save-sigma",
@@ -62,8 +63,8 @@ def add_sample_parser(subparsers) -> None:
     parser.add_argument("input", metavar="IN", type=Path, help="one image file")
     parser.add_argument("-n", "--samples", type=int, required=True, metavar="N", help="number of draws")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--task", choices=("denoise", "sr"), help="default: the model's task, else denoise")
-    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="super-resolution factor (implies --task sr)")
+    parser.add_argument("--task", choices=TASKS, help="default: the model's task, else denoise")
+    parser.add_argument("--scale", type=int, choices=SR_SCALES, help="super-resolution factor (implies --task sr)")
     parser.add_argument("--seed", type=int, help="seed of the draws")
     add_model_arguments(parser)
     parser.set_defaults(run=_run("run_sample"))
