@@ -1,7 +1,7 @@
 """The paper's experiments by name: NAME -> its protocol module.
 
 Each module has NAME, TITLE, ``add_arguments(parser)`` and ``run(args)``; `virnet bench NAME`
-(virnet/cli/bench.py) and ``python -m benchmarks.<module>`` (module = NAME with "_" for "-")
+(cli/bench.py) and ``python -m benchmarks.<module>`` (module = NAME with "_" for "-")
 take the same arguments.
 """
 

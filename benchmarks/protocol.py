@@ -1,7 +1,7 @@
 """What the benchmark protocols share: options, test images, models, scoring, figures, reports.
 
 A protocol module (benchmarks/denoise_niid.py, ...) defines NAME, TITLE, ``add_arguments``
-and ``run``; it is reachable as ``virnet bench NAME`` (virnet/cli/bench.py) and as
+and ``run``; it is reachable as ``virnet bench NAME`` (cli/bench.py) and as
 ``python -m benchmarks.<module>`` (``main`` here). Every run:
 
 1. ``start(args)``: refuses to overwrite an existing result.json without --overwrite, picks

@@ -21,7 +21,8 @@ from benchmarks.quick_images import quick_images
 from benchmarks.report import validate_result
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
 from training.images import find_images, holdout_split
-from virnet import cli, models
+import cli
+from virnet import models
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = {

@@ -1,9 +1,11 @@
 """The import floors: every module imports only modules on its own floor or below.
 
 From the ground up: the generative model (1), the guide (2), training (3), the `virnet`
-library (4), the benchmarks (5) and the command line (6: `virnet.cli` and every
-``__main__.py``, the entry points that nothing imports). Every import is read from the source
-with `ast`, function-level (lazy) imports and ``importlib.import_module("...")`` included.
+library (4), the benchmarks (5) and the command line (6: the `cli` package, and every
+``__main__.py``: `python -m virnet` and `python -m training` are entry points that nothing
+imports, so they stand on the top floor wherever their folder is). Every import is read
+from the source with `ast`, function-level (lazy) imports and
+``importlib.import_module("...")`` included.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Module prefix -> floor; the longest matching prefix wins.
-FLOORS = {"generative": 1, "guides": 2, "training": 3, "virnet": 4, "benchmarks": 5, "virnet.cli": 6}
+FLOORS = {"generative": 1, "guides": 2, "training": 3, "virnet": 4, "benchmarks": 5, "cli": 6}
 FLOOR_NAMES = {1: "generative", 2: "guides", 3: "training", 4: "virnet library", 5: "benchmarks", 6: "command line"}
 PACKAGES = sorted({prefix.split(".")[0] for prefix in FLOORS})
 
@@ -62,7 +64,6 @@ def back_arrows(source: str, module: str, is_package: bool = False) -> list[str]
     own = floor_of(module)
     arrows = []
     for line, target in imported_modules(source, module, is_package):
-        # `from virnet import cli` names the module virnet.cli; `from x.y import name` names x.y.
         target_floor = floor_of(target)
         if target_floor is not None and target_floor > own:
             arrows.append(f"{module}:{line} imports {target} ({FLOOR_NAMES[target_floor]}, above {FLOOR_NAMES[own]})")
@@ -86,8 +87,9 @@ def test_no_import_runs_up_a_floor(path):
     ("module", "source", "found"),
     [
         ("training.loop", "from virnet.models import WEIGHTS_FORMAT\n", "training.loop:1 imports virnet.models.WEIGHTS_FORMAT"),
-        ("virnet.models", "def load():\n    from virnet import cli\n", "virnet.models:2 imports virnet.cli"),
-        ("benchmarks.protocol", "import importlib\nimportlib.import_module('virnet.cli.commands')\n", "virnet.cli.commands"),
+        ("virnet.models", "def load():\n    import cli\n", "virnet.models:2 imports cli"),
+        ("virnet.api", "from benchmarks import metrics\n", "virnet.api:1 imports benchmarks.metrics"),
+        ("benchmarks.protocol", "import importlib\nimportlib.import_module('cli.commands')\n", "cli.commands"),
         ("generative.model", "from ..guides import guide\n", "generative.model:1 imports guides.guide"),
         ("guides.guide", "import training.data as d\n", "guides.guide:1 imports training.data"),
     ],
@@ -100,8 +102,8 @@ def test_a_back_arrow_is_found_even_when_lazy_or_relative(module, source, found)
 def test_imports_down_or_on_the_same_floor_pass():
     source = "import torch\nfrom generative.config import ModelConfig\nfrom virnet.errors import VirnetError\n"
     assert back_arrows(source, "benchmarks.protocol") == []
-    assert back_arrows("from training import loop\n", "virnet.cli.train") == []
-    assert back_arrows("from virnet.cli.train import run_train\n", "training.__main__") == []
+    assert back_arrows("from training import loop\n", "cli.train") == []
+    assert back_arrows("from cli.train import run_train\n", "training.__main__") == []
 
 
 def test_no_source_file_is_longer_than_400_lines():

@@ -23,15 +23,15 @@ EXIT_INTERRUPTED = 130
 
 # The one place where subcommands are registered: name -> (help, "module:registrar").
 COMMANDS = {
-    "restore": ("denoise or super-resolve image files", "virnet.cli.commands:add_restore_parser"),
-    "sample": ("draw restorations from the posterior", "virnet.cli.commands:add_sample_parser"),
-    "demo": ("denoise a sample photo with synthetic non-i.i.d. noise and draw a figure", "virnet.cli.demo:add_parser"),
-    "train": ("train VIRNet with SVI", "virnet.cli.train:add_parsers"),
-    "plot-log": ("draw the curves of a training run's metrics.csv", "virnet.cli.train:add_parsers"),
-    "bench": ("run one of the paper's benchmark protocols", "virnet.cli.bench:add_parsers"),
+    "restore": ("denoise or super-resolve image files", "cli.commands:add_restore_parser"),
+    "sample": ("draw restorations from the posterior", "cli.commands:add_sample_parser"),
+    "demo": ("denoise a sample photo with synthetic non-i.i.d. noise and draw a figure", "cli.demo:add_parser"),
+    "train": ("train VIRNet with SVI", "cli.train:add_parsers"),
+    "plot-log": ("draw the curves of a training run's metrics.csv", "cli.train:add_parsers"),
+    "bench": ("run one of the paper's benchmark protocols", "cli.bench:add_parsers"),
     "import-official": (
         "convert a released VIRNet checkpoint (.pth) into a model file",
-        "virnet.cli.import_official:add_parser",
+        "cli.import_official:add_parser",
     ),
 }
 

@@ -52,7 +52,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from training.loop import distributed_context, train
-    from virnet.cli.outputs import check_folder_writable
+    from cli.outputs import check_folder_writable
     from virnet.devices import resolve_device
 
     overrides = list(args.overrides)

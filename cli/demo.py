@@ -21,9 +21,9 @@ from skimage import data as sample_images
 
 from benchmarks.cases import table1_sigma_map
 from benchmarks.metrics import psnr_rgb, ssim_rgb
+from cli.outputs import check_writable
 from generative.noise import add_gaussian_noise
 from virnet.api import load_for_task, restore
-from virnet.cli.outputs import check_writable
 from virnet.devices import resolve_device
 from virnet.errors import VirnetError
 from virnet.model_check import standardized_residuals

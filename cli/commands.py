@@ -2,7 +2,7 @@
 
 Each command registers through an ``add_parser(subparsers)`` function whose parser sets
 ``run`` to a function of the parsed arguments returning the exit status. The work itself is
-in `virnet.cli.restoring`, imported only when a command runs, so that `virnet --help` and usage
+in `cli.restoring`, imported only when a command runs, so that `virnet --help` and usage
 errors need no torch: this module imports the standard library and light modules only.
 """
 
@@ -115,9 +115,9 @@ def _positive_int(text: str) -> int:
 
 
 def _run(name: str) -> Callable[[argparse.Namespace], int]:
-    """The function `name` of `virnet.cli.restoring`, imported when the command runs."""
+    """The function `name` of `cli.restoring`, imported when the command runs."""
 
     def run(args: argparse.Namespace) -> int:
-        return getattr(importlib.import_module("virnet.cli.restoring"), name)(args)
+        return getattr(importlib.import_module("cli.restoring"), name)(args)
 
     return run
