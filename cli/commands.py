@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from generative.config import SR_SCALES, TASKS
-from virnet.formats import DEFAULT_MAX_PIXELS
+from imagefiles.formats import DEFAULT_MAX_PIXELS
 from virnet.precision import PRECISIONS
 
 

@@ -24,10 +24,10 @@ from cli.outputs import (
     sidecar,
     written_together,
 )
+from imagefiles.formats import IMAGE_SUFFIXES
 from virnet.api import PosteriorSamples, Restoration, load_for_task, memory_estimate, restore, sample_posterior
 from virnet.devices import resolve_device
 from virnet.errors import EXIT_FAILED, VirnetError, error_line, one_line
-from virnet.formats import IMAGE_SUFFIXES
 from virnet.image_io import ImageData, ImageTooLarge, check_encodable, list_images, read_image, write_image
 from virnet.tiled_posterior import tile_side
 

@@ -1,6 +1,6 @@
 """The import floors: every module imports only modules on its own floor or below.
 
-From the ground up: the generative model (1), the guide (2), training (3), the `virnet`
+From the ground up: image files (0: formats and the one codec), the generative model (1), the guide (2), training (3), the `virnet`
 library (4), the benchmarks (5) and the command line (6: the `cli` package, and every
 ``__main__.py``: `python -m virnet` and `python -m training` are entry points that nothing
 imports, so they stand on the top floor wherever their folder is). Every import is read
@@ -17,8 +17,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # Module prefix -> floor; the longest matching prefix wins.
-FLOORS = {"generative": 1, "guides": 2, "training": 3, "virnet": 4, "benchmarks": 5, "cli": 6}
-FLOOR_NAMES = {1: "generative", 2: "guides", 3: "training", 4: "virnet library", 5: "benchmarks", 6: "command line"}
+FLOORS = {"imagefiles": 0, "generative": 1, "guides": 2, "training": 3, "virnet": 4, "benchmarks": 5, "cli": 6}
+FLOOR_NAMES = {0: "image files", 1: "generative", 2: "guides", 3: "training", 4: "virnet library", 5: "benchmarks", 6: "command line"}
 PACKAGES = sorted({prefix.split(".")[0] for prefix in FLOORS})
 
 

@@ -1,7 +1,9 @@
 """Training images on disk: finding, decoding, the held-out split and the decoded-image store.
 
-Images decode to 3×H×W uint8 or uint16 tensors (kept in that type in the store, so a cached
-training set costs 1 or 2 bytes per sample) and become float32 in [0, 1] with `to_unit`.
+Images decode through the one image codec (`imagefiles.codecs`, also behind
+`virnet.image_io`) to 3×H×W uint8 or uint16 tensors (kept in that type in the store, so a
+cached training set costs 1 or 2 bytes per sample) and become float32 in [0, 1] with
+`to_unit`.
 """
 
 from __future__ import annotations
@@ -11,12 +13,13 @@ import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import imageio.v3 as iio
 import numpy as np
 import torch
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
-_INTEGER_RANGES = {np.dtype(np.uint8): 255, np.dtype(np.uint16): 65535}
+from imagefiles.codecs import UnsupportedImage, decode, header_size
+from imagefiles.formats import IMAGE_SUFFIXES
+
+_INTEGER_TYPES = (np.dtype(np.uint8), np.dtype(np.uint16))
 
 
 def find_images(folder) -> list[Path]:
@@ -26,16 +29,16 @@ def find_images(folder) -> list[Path]:
         raise ValueError(f"image folder not found: {folder}")
     paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not paths:
-        raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) found under {folder}")
+        raise ValueError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) found under {folder}")
     return paths
 
 
 def read_image(path) -> torch.Tensor:
     """Decode an image file as a 3×H×W uint8 or uint16 tensor (grayscale repeated to 3
-    channels, alpha dropped). Unreadable files and other sample types raise ValueError.
-    16-bit TIFFs keep 16 bits; PNGs go through Pillow, which reads 16-bit RGB PNGs at 8 bits."""
-    array = _decode(Path(path), iio.imread)
-    if array.dtype not in _INTEGER_RANGES:
+    channels, alpha dropped). Unreadable files, float samples and 16-bit colour PNGs (which
+    Pillow would read at 8 bits) raise ValueError; 16-bit TIFFs keep 16 bits."""
+    array = _unreadable_as_value_error(Path(path), decode, None)
+    if array.dtype not in _INTEGER_TYPES:
         raise ValueError(f"image {path} has unsupported sample type {array.dtype} (need uint8 or uint16)")
     if array.ndim == 2:
         array = array[:, :, None]
@@ -132,20 +135,14 @@ class ImageStore:
 
 def _header_size(path: Path) -> tuple[int, int]:
     """(H, W) from the file header, without decoding the pixels."""
-    props = _decode(path, iio.improps)
-    if props.dtype not in _INTEGER_RANGES or len(props.shape) not in (2, 3):
-        raise ValueError(f"image {path} has unsupported type {props.dtype} or shape {props.shape}")
-    return tuple(props.shape[:2])
+    return _unreadable_as_value_error(path, header_size)
 
 
-def _decode(path: Path, read):
-    """Call imageio's `read` (imread or improps) on an open file, which is closed even when
-    decoding fails. TIFFs go to imageio's choice of plugin (tifffile keeps 16-bit RGB), the
-    rest to Pillow, so that a broken file is not probed by every legacy plugin."""
-    suffix = path.suffix.lower()
-    plugin = None if suffix in (".tif", ".tiff") else "pillow"
+def _unreadable_as_value_error(path: Path, read, *args):
+    """read(path, *args), any decoder failure raised as one ValueError naming the file."""
     try:
-        with open(path, "rb") as handle:
-            return read(handle, extension=suffix, plugin=plugin)
-    except Exception as error:  # any decoder failure means "unreadable"
+        return read(path, *args)
+    except UnsupportedImage:
+        raise
+    except Exception as error:  # decoders raise many types (OSError, SyntaxError, zlib.error, ...)
         raise ValueError(f"cannot read image {path}: {error}") from None

@@ -1,6 +1,6 @@
 """Reading, writing and listing image files for `virnet restore` and the Python API.
 
-Decoding and encoding go through imageio.v3 (`virnet.image_codecs`): the Pillow plugin for
+Decoding and encoding go through imageio.v3 (`imagefiles.codecs`): the Pillow plugin for
 PNG, JPEG and BMP and the tifffile plugin for TIFF. Pixels travel as float32 C×H×W tensors in
 [0, 1] scale (C = 1 for grayscale, 3 for RGB); an alpha channel travels beside them,
 untouched, and is re-attached on write. Every problem with a user's file raises `VirnetError`
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from imagefiles.codecs import TIFF_SUFFIXES, UnsupportedImage, decode, encode, header_size
+from imagefiles.formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
 from virnet.errors import VirnetError, one_line
-from virnet.formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
-from virnet.image_codecs import TIFF_SUFFIXES, decode, encode, header_size
 
 
 _ALPHA_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
@@ -115,8 +115,8 @@ def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise ImageTooLarge(path, height, width, max_pixels)
     try:
         array = decode(path, max_pixels)
-    except VirnetError:
-        raise
+    except UnsupportedImage as exc:
+        raise VirnetError(str(exc)) from exc
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, zlib.error, ...)
         raise _unreadable(path, exc) from exc
     return _image_data(array, path)
