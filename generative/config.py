@@ -42,7 +42,7 @@ class ModelConfig:
             raise ValueError(f"unknown downsampler {self.downsampler!r}; expected one of {DOWNSAMPLERS}")
         if self.task == "denoise" and self.scale != 1:
             raise ValueError("denoising has scale 1")
-        if self.task == "sr" and self.scale not in SR_SCALES:
+        if self.task == "sr" and (type(self.scale) is not int or self.scale not in SR_SCALES):
             raise ValueError(f"super-resolution scale must be 2, 3 or 4, not {self.scale}")
         if self.sigma_channels not in (1, self.image_channels):
             raise ValueError("sigma_channels must be 1 or equal to image_channels")

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from generative.kernels import axes_from_lambda
-from training.degradations import MIN_TRAINING_WIDTH, iid_sigma_map, sample_kernel_lambdas, training_sigma_map
+from training.degradations import MIN_TRAINING_WIDTH, DegradationSpec, iid_sigma_map, sample_kernel_lambdas, training_sigma_map
 
 
 def test_training_sigma_maps_are_bumps_in_range():
@@ -46,3 +46,9 @@ def test_sample_kernel_lambdas_ranges_and_reproducibility():
     torch.testing.assert_close(lam, sample_kernel_lambdas(2000, 3, torch.Generator().manual_seed(5)))
     with pytest.raises(ValueError):
         sample_kernel_lambdas(4, 0)
+
+
+@pytest.mark.parametrize("scale", [2.0, 5, True])
+def test_an_sr_spec_needs_an_integer_scale_the_model_supports(scale):
+    with pytest.raises(ValueError, match="scale"):
+        DegradationSpec(task="sr", scale=scale, patch_size=96)
