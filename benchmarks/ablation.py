@@ -35,19 +35,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmarks import protocol
+from benchmarks import denoising, protocol
 from benchmarks.backbones import replace_rnet
+from benchmarks.cases import TABLE1_CASES, benchmark_kernel_lambdas
 from benchmarks.denoise_niid import case_sigma
 from benchmarks.report import line_plot
 from benchmarks.sr import KERNEL_SIZE, metrics_for, sr_cases
-from generative.kernels import gaussian_kernel, test_kernel_lambdas
+from generative.kernels import gaussian_kernel
 from generative.model import VIRNetModel
-from generative.noise import TEST_CASES
 from guides.guide import VIRNetGuide
 from training import loop
 from training.config import load_config
-from training.data import find_images, holdout_split
 from training.elbo import TERMS, make_elbo
+from training.images import find_images, holdout_split
 
 NAME = "ablation"
 TITLE = "factorization, ε0², p and backbone ablations (Tables 11-14)"
@@ -130,7 +130,7 @@ class MSEObjective(nn.Module):
     def elbo(self) -> MSEObjective:
         return self
 
-    def forward(self, y, x, xi=None, lambda_hat=None) -> torch.Tensor:
+    def forward(self, y, x, xi=None, kernel_params_hat=None) -> torch.Tensor:
         loss = F.mse_loss(self.guide.posterior(y).mu, x)
         self.terms = {term: loss.new_zeros(()) for term in TERMS}
         self.terms["likelihood"] = -loss.detach()
@@ -186,12 +186,12 @@ def write_training_folder(args, folder: Path, images) -> None:
 def scoring(task: str, session) -> tuple[list[protocol.Case], protocol.Metrics]:
     """The cases and metrics a group's models are scored with."""
     if task == "sr":
-        lambdas = test_kernel_lambdas(SR_SCALE)
+        lambdas = benchmark_kernel_lambdas(SR_SCALE)
         kernels = gaussian_kernel(lambdas[:, :2], lambdas[:, 2], KERNEL_SIZE)
         cases = [c for k in kernels for c in sr_cases(session.images, SR_SCALE, k, SR_NOISE, session.args.seed)]
         return cases, metrics_for(SR_SCALE)
-    cases = [c for n in TEST_CASES for c in protocol.noisy_cases(session.images, case_sigma(n), session.args.seed)]
-    return cases, protocol.denoising_metrics
+    cases = [c for n in TABLE1_CASES for c in protocol.noisy_cases(session.images, case_sigma(n), session.args.seed)]
+    return cases, denoising.denoising_metrics
 
 
 @dataclass(frozen=True)

@@ -33,25 +33,33 @@ from pyro import poutine
 
 from benchmarks import protocol
 from benchmarks.baselines import estimate_sigma_skimage
-from benchmarks.coverage import (EmpiricalLaw, InverseGammaLaw, NormalLaw, Tally, pit_and_width, pit_histograms,
-                                 reliability_diagram)
+from benchmarks.cases import BENCHMARK_KERNEL_NAMES, TABLE1_CASES, benchmark_kernel_lambdas
+from benchmarks.coverage import (
+    EmpiricalLaw,
+    InverseGammaLaw,
+    NormalLaw,
+    Tally,
+    pit_and_width,
+    pit_histograms,
+    reliability_diagram,
+)
 from benchmarks.denoise_iid import SIGMAS
 from benchmarks.denoise_niid import case_sigma
 from benchmarks.sr import KERNEL_SIZE, NOISES, SCALES, sr_cases
+from generative.config import TASKS
 from generative.conjugate import sigma2_posterior
-from generative.kernels import TEST_KERNEL_NAMES, gaussian_kernel, sample_kernel_lambdas, test_kernel_lambdas
+from generative.kernels import gaussian_kernel
 from generative.model import VIRNetModel
-from generative.noise import TEST_CASES
 from generative.operators import degrade
 from generative.variance_prior import variance_prior_estimate
 from guides.guide import VIRNetGuide
+from training.degradations import sample_kernel_lambdas
 from virnet.api import load_for_task
 from virnet.models import embedded_models
 from virnet.tiled_posterior import tiled_posterior
 
 NAME = "calibration"
 TITLE = "calibration of the σ² and kernel posteriors: coverage and PIT"
-TASKS = ("denoise", "sr")
 SIGMA2_METHODS = ("virnet", "prior", "oracle", "mad")
 KERNEL_METHODS = ("virnet", "training-law")
 KERNEL_TARGETS = ("lambda2_1", "lambda2_2", "rho")
@@ -103,14 +111,14 @@ def guide_laws(guide: VIRNetGuide, y: torch.Tensor) -> dict:
     return laws
 
 
-def sigma2_laws(guide: VIRNetGuide, case: protocol.Case, hx: torch.Tensor, lambda_hat, virnet) -> dict[str, tuple]:
+def sigma2_laws(guide: VIRNetGuide, case: protocol.Case, hx: torch.Tensor, kernel_params_hat, virnet) -> dict[str, tuple]:
     """{method: (per-pixel law, per-image law)} of σ² for one case; hx: 1×C×h×w = Hx;
-    lambda_hat: 1×3 true Λ (SR) or None; virnet: the guide's σ² law (`guide_laws`)."""
+    kernel_params_hat: 1×3 true Λ (SR) or None; virnet: the guide's σ² law (`guide_laws`)."""
     cfg = guide.model_config
     y, x = case.y[None].to(hx), case.x[None].to(hx)
     xi = variance_prior_estimate(y, hx, cfg.window, cfg.sigma_channels)
     with torch.no_grad(), pyro.validation_enabled(False):
-        trace = poutine.trace(VIRNetModel(cfg)).get_trace(y, x, xi, lambda_hat)
+        trace = poutine.trace(VIRNetModel(cfg)).get_trace(y, x, xi, kernel_params_hat)
     prior = trace.nodes["sigma2"]["fn"].base_dist
     shape, rate = prior.concentration, prior.rate
     mad = InverseGammaLaw(shape, torch.full_like(rate, cfg.alpha0 * estimate_sigma_skimage(case.y) ** 2))
@@ -136,7 +144,7 @@ def score_sigma2(tallies: dict, keys: list[tuple], laws: dict, case: protocol.Ca
 
 def denoising(session, guide: VIRNetGuide, tallies: dict) -> None:
     args = session.args
-    settings = [(f"case{c}", case_sigma(c), False) for c in TEST_CASES]
+    settings = [(f"case{c}", case_sigma(c), False) for c in TABLE1_CASES]
     settings += [(f"sigma{s:g}", _constant_sigma(s / 255), True) for s in args.sigmas]
     for setting, sigma_map, iid in settings:
         for case in protocol.noisy_cases(session.images, sigma_map, args.seed):
@@ -149,20 +157,20 @@ def denoising(session, guide: VIRNetGuide, tallies: dict) -> None:
 def super_resolution(session, guide: VIRNetGuide, tallies: dict) -> None:
     args, scale = session.args, guide.model_config.scale
     task = f"x{scale}"
-    lambdas = test_kernel_lambdas(scale)
+    lambdas = benchmark_kernel_lambdas(scale)
     kernels = gaussian_kernel(lambdas[:, :2], lambdas[:, 2], KERNEL_SIZE)
     generator = torch.Generator().manual_seed(TRAINING_SEED)
     training = sample_kernel_lambdas(TRAINING_DRAWS, scale, generator=generator)
     training_laws = {target: EmpiricalLaw(training[:, index]) for index, target in enumerate(KERNEL_TARGETS)}
     for noise in args.noises:
-        for name, kernel, truth in zip(TEST_KERNEL_NAMES, kernels, lambdas):
-            lambda_hat = truth[None].to(session.device)
+        for name, kernel, truth in zip(BENCHMARK_KERNEL_NAMES, kernels, lambdas):
+            kernel_params_hat = truth[None].to(session.device)
             keys = [(task, f"noise{noise:g}"), (task, name), (task, POOLED)]
             for case in sr_cases(session.images, scale, kernel, noise, args.seed):
                 x = case.x[None].to(session.device)
                 hx = degrade(x, kernel[None].to(x), scale, guide.model_config.downsampler)
                 laws = guide_laws(guide, case.y[None].to(session.device))
-                score_sigma2(tallies, keys, sigma2_laws(guide, case, hx, lambda_hat, laws["sigma2"]), case, iid=True)
+                score_sigma2(tallies, keys, sigma2_laws(guide, case, hx, kernel_params_hat, laws["sigma2"]), case, iid=True)
                 for index, target in enumerate(KERNEL_TARGETS):
                     for method, law in (("virnet", laws[target]), ("training-law", training_laws[target])):
                         values = pit_and_width(law, truth[index], relative=target != "rho")

@@ -12,7 +12,7 @@ import sys
 
 import torch
 
-from benchmarks import protocol
+from benchmarks import denoising, protocol
 
 NAME = "denoise-iid"
 TITLE = "AWGN denoising (Table 2)"
@@ -30,7 +30,7 @@ PAPER = {
 
 def add_arguments(parser) -> None:
     protocol.add_common_arguments(parser, NAME, baseline_choices=("nlm", "bm3d"), default_baselines=("nlm", "bm3d"))
-    protocol.add_mse_model_argument(parser)
+    denoising.add_mse_model_argument(parser)
     parser.add_argument("--sigmas", nargs="+", type=float, default=list(SIGMAS), help="noise stds in /255 units")
 
 
@@ -46,7 +46,7 @@ def run(args) -> int:
         "Paper numbers: VIRNet and CBM3D on CBSD68 (Table 2), not on this dataset.",
         f"Noise: default_rng({args.seed}), one generator per σ, images in sorted order.",
     ]
-    protocol.run_denoising(session, TITLE, settings, PAPER, xlabel="σ (/255)")
+    denoising.run_denoising(session, TITLE, settings, PAPER, xlabel="σ (/255)")
     return 0
 
 

@@ -3,7 +3,7 @@
     virnet bench denoise-niid --data DIR [--model NAME|PATH] [--out DIR] [--quick] ...
     python -m benchmarks.denoise_niid (same arguments)
 
-Case c: σ map generative.noise.test_sigma_map(c, H, W, rng=numpy default_rng(1000)) (values in
+Case c: σ map benchmarks.cases.table1_sigma_map(c, H, W, rng=numpy default_rng(1000)) (values in
 [10, 75]/255), y = x + N(0,1)·σ with numpy default_rng(--seed) per case, the same σ on all
 channels, no clipping. NLM and BM3D are given the true σ (the mean of the map).
 """
@@ -16,8 +16,8 @@ import sys
 import numpy as np
 import torch
 
-from benchmarks import protocol
-from generative.noise import TEST_CASES, test_sigma_map
+from benchmarks import denoising, protocol
+from benchmarks.cases import TABLE1_CASES, table1_sigma_map
 
 NAME = "denoise-niid"
 TITLE = "non-i.i.d. Gaussian denoising, Cases 1-3 (Table 1)"
@@ -38,12 +38,12 @@ PAPER = {
 
 def add_arguments(parser) -> None:
     protocol.add_common_arguments(parser, NAME, baseline_choices=("nlm", "bm3d"), default_baselines=("nlm", "bm3d"))
-    protocol.add_mse_model_argument(parser)
+    denoising.add_mse_model_argument(parser)
 
 
 @functools.lru_cache(maxsize=16)
 def _case_map(case: int, height: int, width: int) -> torch.Tensor:
-    return test_sigma_map(case, height, width, rng=np.random.default_rng(MAP_SEED))[None]
+    return table1_sigma_map(case, height, width, rng=np.random.default_rng(MAP_SEED))[None]
 
 
 def case_sigma(case: int):
@@ -54,14 +54,14 @@ def case_sigma(case: int):
 def run(args) -> int:
     session = protocol.start(args)
     settings = [
-        (f"case{c}", c, protocol.noisy_cases(session.images, case_sigma(c), args.seed)) for c in TEST_CASES
+        (f"case{c}", c, protocol.noisy_cases(session.images, case_sigma(c), args.seed)) for c in TABLE1_CASES
     ]
     session.notes += [
         "Paper numbers: VIRNet, NLM and CBM3D on CBSD68 (Table 1), not on this dataset.",
-        f"σ maps: test_sigma_map(case, H, W, rng=default_rng({MAP_SEED})); noise: default_rng({args.seed}), "
+        f"σ maps: table1_sigma_map(case, H, W, rng=default_rng({MAP_SEED})); noise: default_rng({args.seed}), "
         "one generator per case, images in sorted order.",
     ]
-    protocol.run_denoising(session, TITLE, settings, PAPER, xlabel="Case")
+    denoising.run_denoising(session, TITLE, settings, PAPER, xlabel="Case")
     return 0
 
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import torch
 
-from benchmarks import protocol
-from generative.noise import poisson_gaussian_noise
-from training.data import find_images, holdout_split, load_sidd_validation, read_image
+from benchmarks import denoising, protocol
+from benchmarks.cases import poisson_gaussian_noise
+from training.images import find_images, holdout_split, read_image
+from training.sidd import load_sidd_validation
 from virnet.models import embedded_models
 
 NAME = "denoise-real"
@@ -39,7 +40,7 @@ PAPER = {
 
 def add_arguments(parser) -> None:
     protocol.add_common_arguments(parser, NAME, baseline_choices=("nlm", "bm3d"), default_baselines=("nlm", "bm3d"))
-    protocol.add_mse_model_argument(parser)
+    denoising.add_mse_model_argument(parser)
 
 
 def select_pairs(args) -> tuple[str, list[tuple[str, torch.Tensor]]]:
@@ -105,7 +106,7 @@ def run(args) -> int:
     )
     session.notes.append("NLM/BM3D are given the oracle σ = std(noisy − clean) per image.")
     settings = [(SETTING, 0.0, real_cases(session.images))]
-    protocol.run_denoising(session, TITLE, settings, PAPER if sidd else {}, xlabel=None, model=model)
+    denoising.run_denoising(session, TITLE, settings, PAPER if sidd else {}, xlabel=None, model=model)
     return 0
 
 

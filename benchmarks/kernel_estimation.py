@@ -31,10 +31,12 @@ from functools import cache
 import torch
 
 from benchmarks import protocol
+from benchmarks.cases import ANISOTROPIC, BENCHMARK_KERNEL_NAMES, benchmark_kernel_lambdas
 from benchmarks.metrics import kernel_mse
 from benchmarks.report import comparison_grid
 from benchmarks.sr import KERNEL_SIZE, sr_cases
-from generative.kernels import ANISOTROPIC, TEST_KERNEL_NAMES, gaussian_kernel, sample_kernel_lambdas, test_kernel_lambdas
+from generative.kernels import gaussian_kernel
+from training.degradations import sample_kernel_lambdas
 from training.validation import KERNEL_PARAMETERS, kernel_correlations
 from virnet.api import load_for_task
 
@@ -111,7 +113,7 @@ def kernel_settings(args, images) -> list[tuple[str, list[tuple[str, torch.Tenso
         lambdas = sample_kernel_lambdas(len(images) * args.per_image, args.scale, torch.Generator().manual_seed(args.seed))
         return [("random", [images[i // args.per_image]], lam) for i, lam in enumerate(lambdas)]
     chosen = ANISOTROPIC if args.kernels == "anisotropic" else slice(None)
-    return list(zip(TEST_KERNEL_NAMES[chosen], [images] * 7, test_kernel_lambdas(args.scale)[chosen]))
+    return list(zip(BENCHMARK_KERNEL_NAMES[chosen], [images] * 7, benchmark_kernel_lambdas(args.scale)[chosen]))
 
 
 def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], list]:

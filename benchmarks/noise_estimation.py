@@ -19,10 +19,10 @@ import torch
 
 from benchmarks import protocol
 from benchmarks.baselines import estimate_sigma_skimage
+from benchmarks.cases import TABLE1_CASES
 from benchmarks.denoise_iid import SIGMAS
 from benchmarks.denoise_niid import MAP_SEED, case_sigma
 from benchmarks.metrics import sigma_error
-from generative.noise import TEST_CASES
 from virnet.api import load_for_task
 
 NAME = "noise-estimation"
@@ -58,7 +58,7 @@ def run(args) -> int:
     methods = {name: available[name] for name in protocol.selected_baselines(session)}
     methods["virnet"] = protocol.model_method(guide)
     settings = [(f"sigma{s}", protocol.noisy_cases(session.images, iid_sigma(s), args.seed)) for s in SIGMAS]
-    settings += [(f"case{c}", protocol.noisy_cases(session.images, case_sigma(c), args.seed)) for c in TEST_CASES]
+    settings += [(f"case{c}", protocol.noisy_cases(session.images, case_sigma(c), args.seed)) for c in TABLE1_CASES]
     rows, figure = [], []
     for key, cases in settings:
         setting_rows, outputs = protocol.score_setting(key, cases, methods, metrics)

@@ -11,11 +11,12 @@ for changes below 0.05 dB.
 from __future__ import annotations
 
 from benchmarks import protocol
+from benchmarks.cases import benchmark_kernel_lambdas
 from benchmarks.denoise_niid import case_sigma
 from benchmarks.metrics import psnr_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.sr import KERNEL_SIZE, sr_cases
-from generative.kernels import gaussian_kernel, test_kernel_lambdas
+from generative.kernels import gaussian_kernel
 from guides.guide import VIRNetGuide
 from virnet.api import restore
 
@@ -32,7 +33,7 @@ def benchmark_cases(guide: VIRNetGuide) -> list[protocol.Case]:
     scale = guide.model_config.scale
     if scale == 1:
         return protocol.noisy_cases(images, case_sigma(1), SEED)
-    lam = test_kernel_lambdas(scale)[:1]
+    lam = benchmark_kernel_lambdas(scale)[:1]
     kernel = gaussian_kernel(lam[:, :2], lam[:, 2], KERNEL_SIZE)[0]
     return sr_cases(images, scale, kernel, SR_NOISE, SEED)
 

@@ -1,7 +1,7 @@
 """What the benchmark protocols share: options, test images, models, scoring, figures, reports.
 
 A protocol module (benchmarks/denoise_niid.py, ...) defines NAME, TITLE, ``add_arguments``
-and ``run``; it is reachable as ``virnet bench NAME`` (benchmarks/command.py) and as
+and ``run``; it is reachable as ``virnet bench NAME`` (cli/bench.py) and as
 ``python -m benchmarks.<module>`` (``main`` here). Every run:
 
 1. ``start(args)``: refuses to overwrite an existing result.json without --overwrite, picks
@@ -31,15 +31,13 @@ import numpy as np
 import torch
 
 from benchmarks import baselines
-from benchmarks.metrics import psnr_rgb, ssim_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.report import BenchmarkReport, comparison_grid, line_plot, write_report
-from generative.operators import upsample_nearest
-from guides.guide import VIRNetGuide
-from training.data import find_images, holdout_split, read_image
-from virnet.api import load_for_task, restore
-from virnet.commands import error_line
+from guides.guide import VIRNetGuide, upsample_nearest
+from training.images import find_images, holdout_split, read_image
+from virnet.api import restore
 from virnet.devices import resolve_device
+from virnet.errors import EXIT_FAILED, error_line
 from virnet.models import default_model_name
 
 DEFAULT_SEED = 1000
@@ -50,7 +48,6 @@ HOLDOUT_FRACTION = 0.1
 HOLDOUT_SEED = 0
 PSEUDO_METHODS = ("identity", "ground-truth")
 FIGURE_CROP = 128  # side of the zoomed centre crop in comparison figures
-EXIT_ERROR = 2
 
 
 @dataclass(frozen=True)
@@ -165,7 +162,7 @@ def main(add_arguments: Callable, run: Callable, module: str, argv: Sequence[str
         return run(args)
     except (ValueError, OSError) as error:  # VirnetError included
         print(error_line(error), file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_FAILED
 
 
 def start(args: argparse.Namespace, select: Callable | None = None) -> Session:
@@ -387,59 +384,3 @@ def level_plot(path: Path, rows: list[dict], levels: dict[str, float], column: s
     if not series:
         return None
     return line_plot(list(levels.values()), series, xlabel, column.upper(), path)
-
-
-def denoising_metrics(output: Output, case: Case) -> dict:
-    """PSNR/SSIM on RGB uint8 (Tables 1, 2, 4)."""
-    return {"psnr": psnr_rgb(output.image, case.x), "ssim": ssim_rgb(output.image, case.x)}
-
-
-def denoising_methods(session: Session, guide: VIRNetGuide, mse_guide: VIRNetGuide | None) -> dict[str, Method]:
-    """Selected baselines, the MSE-trained backbone (--mse-model) and VIRNet, in that order."""
-    methods = {name: BASELINE_METHODS[name] for name in selected_baselines(session)}
-    if mse_guide is not None:
-        methods["mse"] = model_method(mse_guide)
-    methods["virnet"] = model_method(guide)
-    return methods
-
-
-def add_mse_model_argument(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--mse-model", metavar="NAME|PATH",
-        help="the same backbone trained with plain MSE (e.g. from `virnet bench ablation`), scored as 'mse'",
-    )
-
-
-def run_denoising(
-    session: Session,
-    title: str,
-    settings: list[tuple[str, float, list[Case]]],
-    paper: dict,
-    xlabel: str | None,
-    model: str | None = None,
-) -> dict[str, Path]:
-    """Score the denoisers on every (setting key, noise level, cases), draw the figures
-    (the PSNR plot over the levels unless xlabel is None) and write the report.
-    paper: row key -> published numbers; model: the model when --model is not given."""
-    args = session.args
-    spec = args.model or model
-    guide = load_for_task(spec, "denoise", None, session.device)
-    mse_guide = load_for_task(args.mse_model, "denoise", None, session.device) if args.mse_model else None
-    methods = denoising_methods(session, guide, mse_guide)
-    rows, figure = [], []
-    for key, _, cases in settings:
-        setting_rows, outputs = score_setting(key, cases, methods, denoising_metrics)
-        rows += setting_rows
-        figure.append(figure_row(key, cases[0], outputs))
-    session.out.mkdir(parents=True, exist_ok=True)
-    comparison_figure(session.out / "comparison.png", figure)
-    figures = "comparison.png (centre crops; σ maps are √β)"
-    if xlabel is not None:
-        level_plot(session.out / "psnr_vs_noise.png", rows, {k: level for k, level, _ in settings}, "psnr", xlabel)
-        figures += ", psnr_vs_noise.png"
-    session.notes.append(f"Figures: {figures}.")
-    described = describe_guide(spec, guide)
-    if mse_guide is not None:
-        described += f"; mse: {describe_guide(args.mse_model, mse_guide)}"
-    known = {r["key"] for r in rows}
-    return session.finish(title, described, rows, {k: v for k, v in paper.items() if k in known})

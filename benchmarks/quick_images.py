@@ -13,10 +13,10 @@ import skimage.data
 import torch
 from skimage.transform import resize
 
+from imagefiles.formats import IMAGE_SUFFIXES
+
 # RGB photographs shipped inside scikit-image (no download needed).
 _SAMPLE_NAMES = ("astronaut", "chelsea", "coffee", "rocket")
-
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 
 
 def _positive_int(value, what: str) -> int:

@@ -4,7 +4,7 @@
     python -m benchmarks.sr (same arguments)
 
 HR images are cropped to a multiple of s; LR = clip(bicubic↓s(x ∗ k)) with a reflect-padded
-blur by the 21×21 test kernel (generative.kernels.test_kernel_lambdas) and the antialiased
+blur by the 21×21 test kernel (generative.kernels.benchmark_kernel_lambdas) and the antialiased
 bicubic downsampler; y = clip(LR + N(0,1)·σ), numpy default_rng(--seed) per (scale, kernel,
 noise), images in sorted order. PSNR/SSIM on the Y channel (MATLAB rgb2ycbcr) with a border
 crop of s² pixels (DESIGN.md: reproduces the published bicubic baseline), LPIPS (AlexNet) on
@@ -21,8 +21,10 @@ import numpy as np
 import torch
 
 from benchmarks import protocol
+from benchmarks.cases import BENCHMARK_KERNEL_NAMES, benchmark_kernel_lambdas
 from benchmarks.metrics import lpips_or_none, psnr_y, ssim_y
-from generative.kernels import TEST_KERNEL_NAMES, gaussian_kernel, test_kernel_lambdas
+from generative.config import SR_SCALES
+from generative.kernels import gaussian_kernel
 from generative.operators import degrade
 from guides.guide import VIRNetGuide
 from virnet.api import load_for_task
@@ -30,7 +32,7 @@ from virnet.models import embedded_models
 
 NAME = "sr"
 TITLE = "blind super-resolution, 7 kernels (Tables 5, 15, 16)"
-SCALES = (2, 3, 4)
+SCALES = SR_SCALES
 NOISES = (0.1, 2.55, 7.65)
 KERNEL_SIZE = 21
 LPIPS_MISSING = "n/a (lpips weights not available)"
@@ -127,12 +129,12 @@ def score_scale(session, scale: int, methods: dict) -> tuple[list[dict], list]:
     """Per-kernel rows for every noise level, and the comparison-figure row (kernel aniso3,
     the middle noise level)."""
     args = session.args
-    lambdas = test_kernel_lambdas(scale)
+    lambdas = benchmark_kernel_lambdas(scale)
     kernels = gaussian_kernel(lambdas[:, :2], lambdas[:, 2], KERNEL_SIZE)
     shown_noise = args.noises[len(args.noises) // 2]
     rows, figure = [], []
     for noise in args.noises:
-        for kernel_name, kernel in zip(TEST_KERNEL_NAMES, kernels):
+        for kernel_name, kernel in zip(BENCHMARK_KERNEL_NAMES, kernels):
             cases = sr_cases(session.images, scale, kernel, noise, args.seed)
             key = f"x{scale}/{kernel_name}/noise{noise:g}"
             descriptors = {"scale": scale, "kernel": kernel_name, "noise": noise}

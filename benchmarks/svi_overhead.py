@@ -17,12 +17,12 @@ import time
 import pyro
 import torch
 
-from generative.closed_forms import analytic_elbo_denoising
 from generative.config import denoising_config
 from generative.model import VIRNetModel
 from guides.guide import VIRNetGuide, paper_guide_config
+from training.closed_forms import analytic_elbo_denoising
+from training.degradations import DegradationSpec, synthesize
 from training.elbo import make_elbo
-from training.data import DegradationSpec, synthesize
 
 
 def _synchronize(device: torch.device) -> None:

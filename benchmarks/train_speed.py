@@ -2,7 +2,7 @@
 
 A step is what `training.loop.train` does per batch: the negative ELBO of the preset's model
 and guide on one batch of its size (batch_size clean random patches of patch_size, degraded
-by `training.data.synthesize` as the preset's model says), backward, per-network gradient
+by `training.degradations.synthesize` as the preset's model says), backward, per-network gradient
 clipping and Adam (bfloat16 autocast with `amp`, as optim.amp). The data pipeline is left
 out: the figure is the optimisation step alone, the mean over `steps` steps after WARM_UP.
 channels_last puts the guide's weights and the batch's images in that memory format.
@@ -17,7 +17,7 @@ import torch
 
 from benchmarks.floor import synchronize
 from training.config import TrainConfig, load_config
-from training.data import DegradationSpec, synthesize
+from training.degradations import DegradationSpec, synthesize
 from training.loop import batch_arguments, build_objective, clip_per_network
 
 WARM_UP = 2

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from generative.noise import TRAIN_SIGMA_MAX
-
 TASKS = ("denoise", "sr")
+SR_SCALES = (2, 3, 4)
+# ↓s of Eq. 7: "direct" keeps one pixel per s×s block (Eq. 26), "bicubic" is antialiased.
 DOWNSAMPLERS = ("direct", "bicubic")
 # Each task's model hyper-parameters (Sec. 5, DESIGN.md): the one place they are defined.
 # Bicubic is the SR downsampler because the published SR tables were made with it
@@ -14,14 +14,6 @@ DOWNSAMPLERS = ("direct", "bicubic")
 TASK_DEFAULTS = {
     "denoise": {"eps0_sq": 1e-6, "window": 7, "downsampler": "direct"},
     "sr": {"eps0_sq": 1e-5, "window": 11, "downsampler": "bicubic"},
-}
-# Each task's synthetic training noise: the kind of σ map and the range of its i.i.d. σ.
-# SR starts at SR_MIN_SIGMA rather than 0: at σ = 0 the variance estimate ξ of Eq. 5 sits
-# on its 1e-10 floor, which no network can match from y (README, "Choices").
-SR_MIN_SIGMA = 0.5 / 255
-TRAINING_NOISE = {
-    "denoise": {"noise": "niid", "min_sigma": 0.0, "max_sigma": TRAIN_SIGMA_MAX},
-    "sr": {"noise": "iid", "min_sigma": SR_MIN_SIGMA, "max_sigma": 15 / 255},
 }
 
 
@@ -50,7 +42,7 @@ class ModelConfig:
             raise ValueError(f"unknown downsampler {self.downsampler!r}; expected one of {DOWNSAMPLERS}")
         if self.task == "denoise" and self.scale != 1:
             raise ValueError("denoising has scale 1")
-        if self.task == "sr" and self.scale not in (2, 3, 4):
+        if self.task == "sr" and (type(self.scale) is not int or self.scale not in SR_SCALES):
             raise ValueError(f"super-resolution scale must be 2, 3 or 4, not {self.scale}")
         if self.sigma_channels not in (1, self.image_channels):
             raise ValueError("sigma_channels must be 1 or equal to image_channels")

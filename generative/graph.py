@@ -30,8 +30,8 @@ def example_arguments(config: ModelConfig) -> tuple:
     y = torch.zeros(1, config.image_channels, side, side)
     x = torch.zeros(1, config.image_channels, side * scale, side * scale)
     xi = torch.full((1, config.sigma_channels, side, side), 1e-2)
-    lambda_hat = torch.tensor([[1.0, 1.0, 0.0]]) if config.has_kernel else None
-    return y, x, xi, lambda_hat
+    kernel_params_hat = torch.tensor([[1.0, 1.0, 0.0]]) if config.has_kernel else None
+    return y, x, xi, kernel_params_hat
 
 
 def model_relations(config: ModelConfig) -> dict:

@@ -11,11 +11,6 @@ import math
 
 import torch
 
-TEST_KERNEL_NAMES = ("iso0.4", "iso0.6", "iso0.8", "aniso1", "aniso2", "aniso3", "aniso4")
-ISOTROPIC = slice(0, 3)
-ANISOTROPIC = slice(3, 7)
-
-MIN_TRAINING_WIDTH = 0.1
 _MIN_LAMBDA2 = 1e-6
 _MAX_ABS_RHO = 0.999
 
@@ -91,52 +86,3 @@ def gaussian_kernel(lambda2: torch.Tensor, rho: torch.Tensor, size: int = 21) ->
     # Sᵀ Σ⁻¹ S for Σ = [[λ1², λ1λ2ρ], [λ1λ2ρ, λ2²]] (Eq. 8).
     quad = (i**2 / v1 - 2 * rho * i * j / torch.sqrt(v1 * v2) + j**2 / v2) / (1 - rho**2)
     return torch.softmax((-0.5 * quad).flatten(1), dim=-1).view(-1, size, size)
-
-
-def test_kernel_lambdas(scale: int) -> torch.Tensor:
-    """Λ (7×3) of the paper's 7 SR test kernels at scale s (Tables 5, 15, 16), in the order
-    of TEST_KERNEL_NAMES: isotropic widths 0.4s, 0.6s, 0.8s, then the anisotropic
-    (l1, l2, θ) = (0.4s, 0.2s, 0), (0.6s, 0.3s, 0.75π), (0.8s, 0.4s, 0.25π), (0.8s, 0.4s, 0.5π).
-    """
-    _check_scale(scale)
-    axes = torch.tensor(
-        [
-            (0.4, 0.4, 0.0),
-            (0.6, 0.6, 0.0),
-            (0.8, 0.8, 0.0),
-            (0.4, 0.2, 0.0),
-            (0.6, 0.3, 0.75 * math.pi),
-            (0.8, 0.4, 0.25 * math.pi),
-            (0.8, 0.4, 0.5 * math.pi),
-        ],
-        dtype=torch.float64,
-    )
-    lam = lambda_from_axes(axes[:, 0] * scale, axes[:, 1] * scale, axes[:, 2])
-    return lam.to(torch.get_default_dtype())
-
-
-test_kernel_lambdas.__test__ = False  # not a pytest test, despite its name
-
-
-def sample_kernel_lambdas(
-    batch: int, scale: int, generator: torch.Generator | None = None, *, device=None
-) -> torch.Tensor:
-    """Random training kernels as Λ (B×3), following Eq. 27: l1, l2 ~ U[0.1, s], θ ~ U[0, π).
-
-    The paper draws l1, l2 from (0, s]; the lower bound MIN_TRAINING_WIDTH = 0.1 keeps
-    away from a degenerate zero-width kernel (at 0.1 the kernel is already a delta).
-    Samples are drawn on the generator's device (CPU without one) and moved to `device`.
-    """
-    if not isinstance(batch, int) or batch < 1:
-        raise ValueError(f"batch must be a positive integer, got {batch!r}")
-    _check_scale(scale)
-    gen_device = generator.device if generator is not None else None
-    u = torch.rand(batch, 3, generator=generator, device=gen_device, dtype=torch.float64)
-    widths = MIN_TRAINING_WIDTH + (scale - MIN_TRAINING_WIDTH) * u[:, :2]
-    lam = lambda_from_axes(widths[:, 0], widths[:, 1], math.pi * u[:, 2])
-    return lam.to(dtype=torch.get_default_dtype(), device=device)
-
-
-def _check_scale(scale: int) -> None:
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a positive integer, got {scale!r}")

@@ -12,6 +12,9 @@ pixels), so the ELBO is reported per observed pixel whatever the image size.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pyro
 import pyro.distributions as dist
 import torch
@@ -34,13 +37,13 @@ class VIRNetModel(nn.Module):
         y: torch.Tensor | None,
         x: torch.Tensor,
         xi: torch.Tensor,
-        lambda_hat: torch.Tensor | None = None,
+        kernel_params_hat: torch.Tensor | None = None,
         y_kernel: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Run the generative story; returns y (observed, or simulated when ``y`` is None).
 
         y: B×C×h×w noisy (LR) image, or None to sample it; x: B×C×H×W clean (HR) image;
-        xi: B×Cσ×h×w variance estimate ξ of Eq. 5; lambda_hat: B×3 true (λ̂²_1, λ̂²_2, ρ̂)
+        xi: B×Cσ×h×w variance estimate ξ of Eq. 5; kernel_params_hat: B×3 true (λ̂²_1, λ̂²_2, ρ̂)
         for SR, unused for denoising. h = H/s, w = W/s. y_kernel (a larger patch around y
         that only the guide's KNet reads) is accepted so that model and guide share their
         arguments, and is not used here.
@@ -49,21 +52,16 @@ class VIRNetModel(nn.Module):
         the guide's networks, not for the operator H or the log-densities.
         """
         cfg = self.config
-        batch = x.shape[0]
-        observed_shape = (batch, x.shape[1], x.shape[2] // cfg.scale, x.shape[3] // cfg.scale)
+        observed_shape = (x.shape[0], x.shape[1], x.shape[2] // cfg.scale, x.shape[3] // cfg.scale)
         alpha0, kappa0 = cfg.alpha0, cfg.kappa0
-        with (
-            torch.autocast(x.device.type, enabled=False),
-            pyro.plate("batch", batch),
-            pyro.poutine.scale(scale=1.0 / torch.Size(observed_shape).numel()),
-        ):
+        with torch.autocast(x.device.type, enabled=False), pixel_plate(observed_shape):
             # Eq. 4: σ²_i ~ IG(α0 − 1, α0 ξ_i), whose mode is ξ_i.
             sigma2 = pyro.sample("sigma2", dist.InverseGamma(torch.full_like(xi, alpha0 - 1), alpha0 * xi).to_event(3))
             kernel = None
             if cfg.has_kernel:
                 # Eq. 11: ρ ~ N(ρ̂, r0²), λ²_l ~ IG(κ0 − 1, κ0 λ̂²_l).
-                rho = pyro.sample("rho", dist.Normal(lambda_hat[:, 2], cfg.r0_sq**0.5))
-                widths = lambda_hat[:, :2]
+                rho = pyro.sample("rho", dist.Normal(kernel_params_hat[:, 2], cfg.r0_sq**0.5))
+                widths = kernel_params_hat[:, :2]
                 lambda2 = pyro.sample(
                     "lambda2", dist.InverseGamma(torch.full_like(widths, kappa0 - 1), kappa0 * widths).to_event(1)
                 )
@@ -74,3 +72,14 @@ class VIRNetModel(nn.Module):
             degraded = degrade(z, kernel, cfg.scale, cfg.downsampler)
             noise_std = sigma2.sqrt().expand_as(degraded)
             return pyro.sample("y", dist.Normal(degraded, noise_std).to_event(3), obs=y)
+
+
+@contextmanager
+def pixel_plate(observed_shape: tuple[int, ...]) -> Iterator[None]:
+    """The plate over the batch, every site scaled by 1/(number of observed pixels) so that the
+    ELBO is per observed pixel; shared by the model and the guide.
+
+    observed_shape: the shape of y, B×C×h×w.
+    """
+    with pyro.plate("batch", observed_shape[0]), pyro.poutine.scale(scale=1.0 / torch.Size(observed_shape).numel()):
+        yield

@@ -6,7 +6,7 @@ This one operator is used both by the Pyro model's likelihood and by data synthe
 import torch
 import torch.nn.functional as F
 
-DOWNSAMPLE_MODES = ("direct", "bicubic")
+from generative.config import DOWNSAMPLERS
 
 
 def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
@@ -16,7 +16,7 @@ def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     Returns B×C×H×W. This is a true convolution (the kernel is flipped), so an impulse
     image gives back the kernel itself.
     """
-    _check_image(x)
+    check_image(x)
     if kernel.dim() != 3 or kernel.shape[-1] != kernel.shape[-2] or kernel.shape[-1] % 2 == 0:
         raise ValueError(f"kernel must be B×K×K with K odd, got shape {tuple(kernel.shape)}")
     b, c, h, w = x.shape
@@ -39,10 +39,10 @@ def downsample(x: torch.Tensor, scale: int, mode: str = "direct") -> torch.Tenso
     each s×s block (Eq. 26); "bicubic" is antialiased bicubic interpolation (imresize-style).
     Scale 1 is the identity.
     """
-    _check_image(x)
-    _check_scale(scale)
-    if mode not in DOWNSAMPLE_MODES:
-        raise ValueError(f"unknown downsample mode {mode!r}; expected one of {DOWNSAMPLE_MODES}")
+    check_image(x)
+    check_scale(scale)
+    if mode not in DOWNSAMPLERS:
+        raise ValueError(f"unknown downsample mode {mode!r}; expected one of {DOWNSAMPLERS}")
     if scale == 1:
         return x
     h, w = x.shape[-2] // scale, x.shape[-1] // scale
@@ -65,18 +65,13 @@ def degrade(
     return downsample(blurred, scale, mode)
 
 
-def upsample_nearest(y: torch.Tensor, scale: int) -> torch.Tensor:
-    """Nearest-neighbour upsampling: B×C×h×w -> B×C×(h·s)×(w·s), each pixel an s×s block."""
-    _check_image(y)
-    _check_scale(scale)
-    return y.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
-
-
-def _check_image(x: torch.Tensor) -> None:
+def check_image(x: torch.Tensor) -> None:
+    """x must be a batch of images, B×C×H×W."""
     if x.dim() != 4:
         raise ValueError(f"image must be B×C×H×W, got shape {tuple(x.shape)}")
 
 
-def _check_scale(scale: int) -> None:
+def check_scale(scale: int) -> None:
+    """s must be a positive integer (1: no downsampling)."""
     if not isinstance(scale, int) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")

@@ -20,7 +20,8 @@ import torch
 from torch import nn
 
 from generative.config import ModelConfig
-from generative.operators import upsample_nearest
+from generative.model import pixel_plate
+from generative.operators import check_image, check_scale
 from guides.kernel_input import KNET_INPUTS, kernel_input
 from guides.knet import KNet
 from guides.rnet import RNet
@@ -76,7 +77,7 @@ class Degradation:
 
 
 @dataclass
-class Posterior:
+class PosteriorParams:
     """The guide's parameters for one batch.
 
     mu: B×C×H×W mean of q(z|·) (the restored image); beta: B×Cσ×h×w mode of q(σ²|y);
@@ -157,12 +158,12 @@ class VIRNetGuide(nn.Module):
         cond = self._conditioning_maps(degradation, upsampled.shape[-2:])
         return self.rnet(upsampled, cond).float()
 
-    def posterior(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> Posterior:
+    def posterior(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> PosteriorParams:
         """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s)); y_kernel as in
         `degradation`."""
         estimate = self.degradation(y, y_kernel)
         mu = self.restoration_mean(y, estimate)
-        return Posterior(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
+        return PosteriorParams(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
 
     def _conditioning_maps(self, degradation: Degradation, size) -> torch.Tensor | None:
         """The degradation estimate as B×cond×H×W maps at the restored image's size: the
@@ -179,14 +180,14 @@ class VIRNetGuide(nn.Module):
         cond = torch.cat(maps, dim=1)
         return cond.detach() if self.guide_config.detach_degradation else cond
 
-    def draw(self, post: Posterior, y: torch.Tensor) -> None:
+    def draw(self, post: PosteriorParams, y: torch.Tensor) -> None:
         """The guide's sample sites for parameters ``post`` of a batch y (B×C×h×w).
 
         Eqs. 13-15, in the model's order, under the model's plate and per-pixel scale.
         """
         cfg = self.model_config
         alpha0, kappa0 = cfg.alpha0, cfg.kappa0
-        with pyro.plate("batch", y.shape[0]), pyro.poutine.scale(scale=1.0 / y.numel()):
+        with pixel_plate(y.shape):
             # Eq. 13: q(σ²_i|y) = IG(α0 − 1, α0 β_i(y)).
             pyro.sample("sigma2", dist.InverseGamma(torch.full_like(post.beta, alpha0 - 1), alpha0 * post.beta).to_event(3))
             if cfg.has_kernel:
@@ -203,14 +204,22 @@ class VIRNetGuide(nn.Module):
         y: torch.Tensor,
         x: torch.Tensor | None = None,
         xi: torch.Tensor | None = None,
-        lambda_hat: torch.Tensor | None = None,
+        kernel_params_hat: torch.Tensor | None = None,
         y_kernel: torch.Tensor | None = None,
-    ) -> Posterior:
+    ) -> PosteriorParams:
         """Sample z, σ² (and ρ, λ²) given y; takes the model's arguments and uses only y
         (and y_kernel, KNet's larger patch, when given)."""
         post = self.posterior(y, y_kernel)
         self.draw(post, y)
         return post
+
+
+def upsample_nearest(y: torch.Tensor, scale: int) -> torch.Tensor:
+    """Nearest-neighbour upsampling, how RNet reads y and √β for SR: B×C×h×w -> B×C×(h·s)×(w·s),
+    each pixel an s×s block."""
+    check_image(y)
+    check_scale(scale)
+    return y.repeat_interleave(scale, dim=-2).repeat_interleave(scale, dim=-1)
 
 
 PAPER_GUIDES = {

@@ -7,8 +7,7 @@ import torch
 from generative.config import denoising_config, sr_config
 from guides.guide import VIRNetGuide
 from tests.helpers import TINY_GUIDE
-from training.checkpoint import save_weights
-from virnet.models import WEIGHTS_FORMAT
+from training.checkpoint import WEIGHTS_FORMAT, save_weights
 
 
 def tiny_guide(task: str = "denoise", scale: int = 4, seed: int = 0) -> VIRNetGuide:

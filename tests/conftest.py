@@ -29,7 +29,7 @@ def _fresh_pyro_state():
 @pytest.fixture
 def run(capsys):
     """cli.main(argv) -> (exit status, stdout, stderr lines)."""
-    from virnet import cli
+    import cli
 
     def invoke(*argv):
         status = cli.main([str(a) for a in argv])

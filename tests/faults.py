@@ -16,7 +16,7 @@ import pytest
 import tifffile
 
 from tests.checkpoints import write_tiny_checkpoint
-from virnet import cli
+import cli
 
 # A tiny denoiser for `virnet train`, fast enough for a test (a step takes milliseconds).
 TINY_TRAIN = [

@@ -11,10 +11,11 @@ import imageio.v3 as iio
 import torch
 
 from generative.config import ModelConfig
-from generative.kernels import gaussian_kernel, sample_kernel_lambdas
+from generative.kernels import gaussian_kernel
 from generative.operators import degrade
 from generative.variance_prior import variance_prior_estimate
 from guides.guide import GuideConfig
+from training.degradations import sample_kernel_lambdas
 
 TRACKING_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "camera", "coins", "moon", "grass")
 TRACKING_MAX_SIGMA = 0.008
@@ -25,18 +26,18 @@ TINY_GUIDE = GuideConfig(
 
 
 def synthetic_batch(config: ModelConfig, batch: int = 2, size: int = 24, sigma: float = 0.05, seed: int = 0):
-    """(y, x, xi, lambda_hat) for ``config`` from smooth random clean images of size×size."""
+    """(y, x, xi, kernel_params_hat) for ``config`` from smooth random clean images of size×size."""
     gen = torch.Generator().manual_seed(seed)
     coarse = torch.rand(batch, config.image_channels, size // 4, size // 4, generator=gen)
     x = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
-    lambda_hat, kernel = None, None
+    kernel_params_hat, kernel = None, None
     if config.has_kernel:
-        lambda_hat = sample_kernel_lambdas(batch, config.scale, generator=gen)
-        kernel = gaussian_kernel(lambda_hat[:, :2], lambda_hat[:, 2], config.kernel_size)
+        kernel_params_hat = sample_kernel_lambdas(batch, config.scale, generator=gen)
+        kernel = gaussian_kernel(kernel_params_hat[:, :2], kernel_params_hat[:, 2], config.kernel_size)
     hx = degrade(x, kernel, config.scale, config.downsampler)
     y = hx + sigma * torch.randn(hx.shape, generator=gen)
     xi = variance_prior_estimate(y, hx, config.window, config.sigma_channels)
-    return y, x, xi, lambda_hat
+    return y, x, xi, kernel_params_hat
 
 
 def sigkill_once_written(command: list[str], marker: Path, cwd: Path, env: dict, timeout: float = 120.0) -> None:
@@ -55,7 +56,7 @@ def train_tracking_guide(root: Path) -> Path:
     import skimage.data
 
     from training.config import load_config
-    from training.data import find_images, holdout_split
+    from training.images import find_images, holdout_split
     from training.loop import train
 
     photos, heldout = root / "photos", root / "heldout"

@@ -11,9 +11,9 @@ from guides.guide import GuideConfig, VIRNetGuide
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
 from virnet import models
 from virnet.api import load_for_task, load_model, restore, sample_posterior
-from virnet.tiled_posterior import tile_side
 from virnet.errors import VirnetError
 from virnet.image_io import ImageData
+from virnet.tiled_posterior import tile_side
 
 
 def image(batch=1, channels=3, height=32, width=32, seed=0):

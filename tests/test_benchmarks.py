@@ -14,14 +14,15 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks import ablation, calibration, denoise_iid, denoise_niid, protocol
-from benchmarks.command import BENCHMARKS
+from benchmarks.cases import table1_sigma_map
+from benchmarks.catalogue import BENCHMARKS
 from benchmarks.metrics import lpips_or_none, psnr_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.report import validate_result
-from generative.noise import test_sigma_map
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
-from training.data import find_images, holdout_split
-from virnet import cli, models
+from training.images import find_images, holdout_split
+import cli
+from virnet import models
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 FIGURES = {
@@ -116,7 +117,7 @@ def test_identity_scores_the_psnr_of_the_noisy_input(quick):
         expected = np.mean([psnr_rgb(y, x) for y, (_, x) in zip(noisy, images)])
         assert iid[f"sigma{sigma}/identity"]["psnr"] == pytest.approx(expected, abs=1e-9)
     rng = np.random.default_rng(1000)
-    noisy = [x + torch.from_numpy(rng.standard_normal(x.shape)).float() * test_sigma_map(2, 48, 48) for _, x in images]
+    noisy = [x + torch.from_numpy(rng.standard_normal(x.shape)).float() * table1_sigma_map(2, 48, 48) for _, x in images]
     expected = np.mean([psnr_rgb(y, x) for y, (_, x) in zip(noisy, images)])
     assert niid["case2/identity"]["psnr"] == pytest.approx(expected, abs=1e-9)
     assert niid["case2/nlm"]["psnr"] > niid["case2/identity"]["psnr"]
@@ -173,7 +174,7 @@ def test_kernel_estimation_covers_the_four_anisotropic_kernels_and_the_best_cons
 @pytest.mark.parametrize("scale", [2, 3])
 def test_kernel_estimation_scores_the_test_kernels_of_the_chosen_scale(tmp_path, scale):
     from benchmarks.kernel_estimation import best_constant_lambda
-    from generative.kernels import test_kernel_lambdas
+    from benchmarks.cases import benchmark_kernel_lambdas
 
     torch.set_num_threads(1)
     model = write_tiny_checkpoint(tmp_path, "sr", scale)
@@ -186,7 +187,7 @@ def test_kernel_estimation_scores_the_test_kernels_of_the_chosen_scale(tmp_path,
     assert len({r["kernel"] for r in rows.values()}) == 8, "the 7 test kernels and their average"
     assert rows["avg/noise2.55/ground-truth"]["kernel_mse"] == 0
     assert not torch.allclose(best_constant_lambda(scale), best_constant_lambda(4)), "the constant follows the scale's kernels"
-    assert test_kernel_lambdas(scale).shape == (7, 3)
+    assert benchmark_kernel_lambdas(scale).shape == (7, 3)
 
 
 def _constant_knet_checkpoint(folder):

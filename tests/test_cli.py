@@ -11,7 +11,8 @@ import tifffile
 import torch
 
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
-from virnet import cli, models
+import cli
+from virnet import models
 from virnet.image_io import read_image
 
 
@@ -273,7 +274,7 @@ def test_usage_errors_and_help(run):
 @pytest.mark.parametrize("argv", [["--help"], ["restore", "--help"], ["restore", "x.png"], ["sample"], ["frobnicate"]])
 def test_help_and_usage_errors_do_not_import_torch(argv):
     """What makes `virnet --help` take seconds is importing torch (and pyro); these must not."""
-    probe = f"import sys; from virnet.cli import main; main({argv!r}); print(sorted({{'torch', 'pyro'}} & set(sys.modules)))"
+    probe = f"import sys; from cli import main; main({argv!r}); print(sorted({{'torch', 'pyro'}} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.stdout.splitlines()[-1] == "[]", done.stdout + done.stderr
 

@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from generative.closed_forms import (
+from generative.config import denoising_config
+from training.closed_forms import (
     expected_log_likelihood_denoising,
     kl_inverse_gamma_same_shape,
     kl_kernel,
@@ -16,7 +17,6 @@ from generative.closed_forms import (
     kl_sigma2_as_printed,
     kl_z,
 )
-from generative.config import denoising_config
 
 DRAWS = 200_000
 

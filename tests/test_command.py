@@ -4,7 +4,7 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
-from virnet.cli import main
+from cli import main
 
 TINY = ["guide.snet_features=8", "guide.snet_depth=3", "guide.rnet_widths=[8, 16]", "guide.rnet_blocks=1",
         "data.patch_size=32", "data.batch_size=2", "data.workers=0", "data.val_images=1", "run.log_every=1"]

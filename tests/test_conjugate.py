@@ -28,17 +28,17 @@ def site_log_probs(trace, name):
 def test_prior_times_likelihood_over_the_posterior_is_constant_in_sigma2(name):
     """log p(σ²) + log p(y | z = x, σ², Λ) − log p(σ² | y, x) does not depend on σ² (Bayes' rule)."""
     config = CONFIGS[name]
-    y, x, xi, lambda_hat = (t if t is None else t[:1].double() for t in synthetic_batch(config, batch=1, size=24))
+    y, x, xi, kernel_params_hat = (t if t is None else t[:1].double() for t in synthetic_batch(config, batch=1, size=24))
     levels = torch.tensor([2e-4, 1e-3, 3e-3, 1e-2, 4e-2], dtype=torch.float64)
     n = len(levels)
-    batch = [t if t is None else t.expand(n, *t.shape[1:]) for t in (y, x, xi, lambda_hat)]
+    batch = [t if t is None else t.expand(n, *t.shape[1:]) for t in (y, x, xi, kernel_params_hat)]
     sigma2 = levels.view(n, 1, 1, 1).expand_as(batch[2]).contiguous()
     fixed = {"z": batch[1], "sigma2": sigma2}
     if config.has_kernel:
         fixed |= {"lambda2": batch[3][:, :2], "rho": batch[3][:, 2]}
     trace = poutine.trace(poutine.condition(VIRNetModel(config), fixed)).get_trace(*batch)
     prior = trace.nodes["sigma2"]["fn"].base_dist
-    kernel = gaussian_kernel(lambda_hat[:, :2], lambda_hat[:, 2], config.kernel_size) if config.has_kernel else None
+    kernel = gaussian_kernel(kernel_params_hat[:, :2], kernel_params_hat[:, 2], config.kernel_size) if config.has_kernel else None
     hx = degrade(x, kernel, config.scale, config.downsampler)
     shape, rate = sigma2_posterior(prior.concentration, prior.rate, batch[0], hx.expand_as(batch[0]))
     posterior = dist.InverseGamma(shape, rate).to_event(3).log_prob(sigma2)

@@ -4,8 +4,17 @@ import pytest
 import scipy.stats
 import torch
 
-from benchmarks.coverage import (BINS, EmpiricalLaw, InverseGammaLaw, NormalLaw, Tally, interval_width, pit_and_width,
-                                 pit_histograms, reliability_diagram)
+from benchmarks.coverage import (
+    BINS,
+    EmpiricalLaw,
+    InverseGammaLaw,
+    NormalLaw,
+    Tally,
+    interval_width,
+    pit_and_width,
+    pit_histograms,
+    reliability_diagram,
+)
 
 N = 40_000  # standard error of a coverage ≤ 0.0025
 

@@ -11,18 +11,10 @@ from torch.utils.data import DistributedSampler
 from generative.config import sr_config
 from generative.kernels import gaussian_kernel
 from generative.operators import degrade
-from training.data import (
-    DegradationSpec,
-    PairedImages,
-    SyntheticDegradation,
-    find_images,
-    holdout_split,
-    load_sidd_validation,
-    make_loader,
-    read_image,
-    synthesize,
-    validation_batch,
-)
+from training.data import PairedImages, SyntheticDegradation, make_loader, validation_batch
+from training.degradations import DegradationSpec, synthesize
+from training.images import find_images, holdout_split, read_image
+from training.sidd import load_sidd_validation
 
 DENOISE = DegradationSpec(task="denoise", patch_size=32)
 
@@ -86,11 +78,11 @@ def test_denoising_example_shapes_and_loader_batches(folder):
     example = dataset[0]
     assert example["y"].shape == example["x"].shape == (3, 32, 32)
     assert example["xi"].shape == example["sigma"].shape == (1, 32, 32)
-    assert example["lambda_hat"].shape == (0,)
+    assert example["kernel_params_hat"].shape == (0,)
     assert all(v.dtype == torch.float32 for v in example.values())
     assert 0 <= example["x"].min() and example["x"].max() <= 1
     batch = next(iter(make_loader(dataset, batch_size=4, workers=0, seed=0)))
-    assert batch["y"].shape == (4, 3, 32, 32) and batch["lambda_hat"].shape == (4, 0)
+    assert batch["y"].shape == (4, 3, 32, 32) and batch["kernel_params_hat"].shape == (4, 0)
 
 
 @pytest.mark.parametrize("scale", [2, 4])
@@ -101,9 +93,9 @@ def test_sr_example_shapes_and_the_same_operator(folder, scale):
     assert example["x"].shape == (3, 48, 48)
     assert example["y"].shape == (3, lr, lr)
     assert example["xi"].shape == example["sigma"].shape == (1, lr, lr)
-    assert example["lambda_hat"].shape == (3,)
+    assert example["kernel_params_hat"].shape == (3,)
     # y − H x, with H rebuilt from Λ̂, is pure noise of the recorded level: same kernel, same ↓s.
-    lam = example["lambda_hat"][None]
+    lam = example["kernel_params_hat"][None]
     hx = degrade(example["x"][None], gaussian_kernel(lam[:, :2], lam[:, 2]), scale, mode="bicubic")[0]
     residual = example["y"] - hx
     assert residual.std().item() == pytest.approx(example["sigma"][0, 0, 0].item(), rel=0.1)
@@ -121,7 +113,7 @@ def test_the_kernel_patch_is_a_larger_view_of_the_same_degradation(tmp_path, sca
     big = spec.kernel_patch_size // scale
     assert example["y_kernel"].shape == (3, big, big) and example["y"].shape == (3, 16, 16)
     assert example["x"].shape == (3, 16 * scale, 16 * scale)
-    lam = example["lambda_hat"][None]
+    lam = example["kernel_params_hat"][None]
     hx = degrade(example["x"][None], gaussian_kernel(lam[:, :2], lam[:, 2]), scale, mode="bicubic")[0]
     noise = example["y"] - hx
     assert noise.std().item() == pytest.approx(example["sigma"][0, 0, 0].item(), rel=0.15)
@@ -300,9 +292,9 @@ def test_paired_images_are_aligned(tmp_path):
     assert len(dataset) == 6 and len(dataset.pairs) == 2
     for i in range(6):
         example = dataset[i]
-        assert set(example) == {"y", "x", "xi", "lambda_hat"}
+        assert set(example) == {"y", "x", "xi", "kernel_params_hat"}
         assert torch.allclose(example["y"] + example["x"], torch.ones(3, 32, 32), atol=1e-6)
-        assert example["xi"].shape == (3, 32, 32) and example["lambda_hat"].shape == (0,)
+        assert example["xi"].shape == (3, 32, 32) and example["kernel_params_hat"].shape == (0,)
     batch = next(iter(make_loader(dataset, batch_size=3, workers=0, seed=0)))
     assert batch["xi"].shape == (3, 3, 32, 32)
 
@@ -385,7 +377,7 @@ def test_validation_batch_is_fixed_centre_crops(folder):
     spec = DegradationSpec(task="sr", scale=2, patch_size=32, window=9)
     batch = validation_batch(folder, spec, count=4, seed=5)
     again = validation_batch(folder, spec, count=4, seed=5)
-    assert batch["y"].shape == (4, 3, 16, 16) and batch["lambda_hat"].shape == (4, 3)
+    assert batch["y"].shape == (4, 3, 16, 16) and batch["kernel_params_hat"].shape == (4, 3)
     for key in batch:
         assert torch.equal(batch[key], again[key])
     centre = torch.from_numpy(arrays[1][12:44, 16:48]).permute(2, 0, 1).float() / 255

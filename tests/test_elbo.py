@@ -7,14 +7,14 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from generative.closed_forms import analytic_elbo_denoising, inverse_gamma_log_mean, kl_kernel, kl_sigma2, kl_z
 from generative.config import denoising_config, sr_config
 from generative.kernels import gaussian_kernel
 from generative.model import VIRNetModel
 from generative.operators import degrade
-from guides.guide import Posterior, VIRNetGuide
-from training.elbo import TERMS, make_elbo
+from guides.guide import PosteriorParams, VIRNetGuide
 from tests.helpers import TINY_GUIDE, synthetic_batch
+from training.closed_forms import analytic_elbo_denoising, inverse_gamma_log_mean, kl_kernel, kl_sigma2, kl_z
+from training.elbo import TERMS, make_elbo
 
 CONFIGS = {"denoise": denoising_config(), "sr-x4": sr_config(4)}
 
@@ -32,13 +32,13 @@ def fixed_posterior_guide(config, args, seed=1):
     """The real guide with its networks replaced by a fixed posterior near the truth (so
     that the Monte Carlo spread is small enough for a bias to show): µ = x + 0.01 n,
     β = ξ·e^(0.3 n), η = 1.3 λ̂², m = 0.8 ρ̂ + 0.05."""
-    y, x, xi, lambda_hat = args
+    y, x, xi, kernel_params_hat = args
     gen = torch.Generator().manual_seed(seed)
-    post = Posterior(
+    post = PosteriorParams(
         mu=x + 0.01 * torch.randn(x.shape, generator=gen),
         beta=xi * torch.exp(0.3 * torch.randn(xi.shape, generator=gen)),
-        eta=None if lambda_hat is None else 1.3 * lambda_hat[:, :2],
-        m=None if lambda_hat is None else 0.8 * lambda_hat[:, 2] + 0.05,
+        eta=None if kernel_params_hat is None else 1.3 * kernel_params_hat[:, :2],
+        m=None if kernel_params_hat is None else 0.8 * kernel_params_hat[:, 2] + 0.05,
     )
     guide = VIRNetGuide(config, TINY_GUIDE)
     guide.posterior = lambda y, y_kernel=None: post
@@ -49,10 +49,10 @@ def reference_elbo(config, args, post, draws=2000, chunk=250):
     """(ELBO per observed pixel, its standard error) without Pyro: the exact KLs of
     Eqs. 21-23 plus E_q log p(y | z, σ², Λ), closed form in σ² and Monte Carlo over z and Λ
     drawn from the guide's laws (Eqs. 14-15) with torch.distributions."""
-    y, x, xi, lambda_hat = args
+    y, x, xi, kernel_params_hat = args
     kl = kl_z(post.mu, x, config.eps0_sq) + kl_sigma2(post.beta, xi, config.alpha0)
     if config.has_kernel:
-        kl = kl + kl_kernel(post.m, post.eta, lambda_hat, config.kappa0, config.r0_sq)
+        kl = kl + kl_kernel(post.m, post.eta, kernel_params_hat, config.kappa0, config.r0_sq)
     shape, rate = config.alpha0 - 1, config.alpha0 * post.beta
     values = []
     for _ in range(draws // chunk):
@@ -111,10 +111,10 @@ def test_monte_carlo_and_analytic_kl_estimators_have_the_same_expectation(name):
 def test_every_kl_of_the_analytic_variant_is_really_in_closed_form(name):
     """TraceMeanField_ELBO silently falls back to sampling when a KL is missing; it must not here."""
     config = CONFIGS[name]
-    y, x, xi, lambda_hat = synthetic_batch(config, size=16 * config.scale)
+    y, x, xi, kernel_params_hat = synthetic_batch(config, size=16 * config.scale)
     model, guide = model_and_guide(config)
-    guide_trace = poutine.trace(guide).get_trace(y, x, xi, lambda_hat)
-    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(y, x, xi, lambda_hat)
+    guide_trace = poutine.trace(guide).get_trace(y, x, xi, kernel_params_hat)
+    model_trace = poutine.trace(poutine.replay(model, trace=guide_trace)).get_trace(y, x, xi, kernel_params_hat)
     post = guide_trace.nodes["_RETURN"]["value"]
     kls = {
         name: kl_divergence(guide_trace.nodes[name]["fn"], model_trace.nodes[name]["fn"]).sum()
@@ -124,7 +124,7 @@ def test_every_kl_of_the_analytic_variant_is_really_in_closed_form(name):
         assert kls["z"].item() == pytest.approx(kl_z(post.mu, x, config.eps0_sq).sum().item(), rel=1e-4)
         assert kls["sigma2"].item() == pytest.approx(kl_sigma2(post.beta, xi, config.alpha0).sum().item(), rel=1e-4)
         if config.has_kernel:
-            exact = kl_kernel(post.m, post.eta, lambda_hat, config.kappa0, config.r0_sq).sum().item()
+            exact = kl_kernel(post.m, post.eta, kernel_params_hat, config.kappa0, config.r0_sq).sum().item()
             assert (kls["rho"] + kls["lambda2"]).item() == pytest.approx(exact, rel=1e-4)
 
 

@@ -36,7 +36,9 @@ from tests.faults import (
     tiff_header_bomb,
 )
 from training.checkpoint import load_weights, save_weights
-from virnet import api, cli, restoring
+import cli
+from cli import restoring
+from virnet import api
 from virnet.api import load_for_task, restore, sample_posterior
 from virnet.errors import VirnetError
 from virnet.image_io import ImageTooLarge, read_image

@@ -20,8 +20,8 @@ import pytest
 import tifffile
 
 from tests.checkpoints import write_tiny_checkpoint
-from tests.helpers import sigkill_once_written
 from tests.faults import RUN_EVERY, RUN_STEPS, TINY_TRAIN, leftovers, rgb, small_disk, snapshot
+from tests.helpers import sigkill_once_written
 from training.checkpoint import find_resume_point
 from virnet import image_io
 from virnet.image_io import read_image

@@ -6,11 +6,11 @@ import imageio.v3 as iio
 import numpy as np
 import pytest
 
+from cli import main
 from training.checkpoint import load_weights
 from training.config import load_config
 from training.finetune import initial_weights
 from training.loop import train
-from virnet.cli import main
 
 TINY = [
     "guide.snet_features=8", "guide.snet_depth=3", "guide.knet_features=8", "guide.knet_blocks=1",

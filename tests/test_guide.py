@@ -21,10 +21,10 @@ def sample_sites(tr):
 
 @pytest.mark.parametrize("config", [denoising_config(), sr_config(3)], ids=["denoise", "sr-x3"])
 def test_guide_samples_every_latent_site_of_the_model_in_the_same_order_and_shape(config):
-    y, x, xi, lambda_hat = synthetic_batch(config, size=24)
+    y, x, xi, kernel_params_hat = synthetic_batch(config, size=24)
     guide = VIRNetGuide(config, TINY_GUIDE)
-    guide_trace = poutine.trace(guide).get_trace(y, x, xi, lambda_hat)
-    model_trace = poutine.trace(poutine.replay(VIRNetModel(config), trace=guide_trace)).get_trace(y, x, xi, lambda_hat)
+    guide_trace = poutine.trace(guide).get_trace(y, x, xi, kernel_params_hat)
+    model_trace = poutine.trace(poutine.replay(VIRNetModel(config), trace=guide_trace)).get_trace(y, x, xi, kernel_params_hat)
     latent = [n for n in sample_sites(model_trace) if n != "y"]
     assert sample_sites(guide_trace) == latent
     for name in latent:
@@ -33,9 +33,9 @@ def test_guide_samples_every_latent_site_of_the_model_in_the_same_order_and_shap
 
 
 def model_and_guide_traces(config, guide):
-    y, x, xi, lambda_hat = synthetic_batch(config, size=24)
-    guide_trace = poutine.trace(guide).get_trace(y, x, xi, lambda_hat)
-    model_trace = poutine.trace(poutine.replay(VIRNetModel(config), trace=guide_trace)).get_trace(y, x, xi, lambda_hat)
+    y, x, xi, kernel_params_hat = synthetic_batch(config, size=24)
+    guide_trace = poutine.trace(guide).get_trace(y, x, xi, kernel_params_hat)
+    model_trace = poutine.trace(poutine.replay(VIRNetModel(config), trace=guide_trace)).get_trace(y, x, xi, kernel_params_hat)
     return model_trace, guide_trace
 
 

@@ -6,11 +6,12 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
-from generative.closed_forms import kl_kernel
 from generative.config import sr_config
 from guides.guide import VIRNetGuide
 from tests.helpers import TINY_GUIDE
-from training.data import DegradationSpec, SyntheticDegradation
+from training.closed_forms import kl_kernel
+from training.data import SyntheticDegradation
+from training.degradations import DegradationSpec
 from training.kernel_steps import KernelSteps
 
 
@@ -29,12 +30,12 @@ def test_extra_steps_move_knet_alone_and_fit_the_kernel_term(tmp_path):
     dataset = _dataset(tmp_path)
     held = [dataset[i] for i in range(8)]
     y_kernel = torch.stack([e["y_kernel"] for e in held])
-    lambda_hat = torch.stack([e["lambda_hat"] for e in held])
+    kernel_params_hat = torch.stack([e["kernel_params_hat"] for e in held])
 
     def kernel_term():
         with torch.no_grad():
             eta, m = guide.kernel_posterior(y_kernel)
-            return kl_kernel(m, eta, lambda_hat, guide.model_config.kappa0, guide.model_config.r0_sq).mean().item()
+            return kl_kernel(m, eta, kernel_params_hat, guide.model_config.kappa0, guide.model_config.r0_sq).mean().item()
 
     before = {n: p.detach().clone() for n, p in guide.named_parameters()}
     start = kernel_term()

@@ -3,17 +3,9 @@ import math
 import pytest
 import torch
 
-from generative.kernels import (
-    ANISOTROPIC,
-    ISOTROPIC,
-    MIN_TRAINING_WIDTH,
-    TEST_KERNEL_NAMES,
-    axes_from_lambda,
-    gaussian_kernel,
-    lambda_from_axes,
-    sample_kernel_lambdas,
-    test_kernel_lambdas,
-)
+from benchmarks.cases import benchmark_kernel_lambdas
+from generative.kernels import axes_from_lambda, gaussian_kernel, lambda_from_axes
+from training.degradations import sample_kernel_lambdas
 
 
 def eq8_kernel(l1sq: float, l2sq: float, rho: float, size: int) -> torch.Tensor:
@@ -127,33 +119,6 @@ def test_gaussian_kernel_rejects_bad_input():
         gaussian_kernel(torch.ones(2, 2), torch.zeros(3))
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_test_kernels_are_the_papers_seven(scale):
-    lam = test_kernel_lambdas(scale)
-    assert lam.shape == (7, 3) and len(TEST_KERNEL_NAMES) == 7
-    assert len(range(7)[ANISOTROPIC]) == 4 and len(range(7)[ISOTROPIC]) == 3
-    widths = torch.tensor([0.4, 0.6, 0.8]) * scale
-    torch.testing.assert_close(lam[ISOTROPIC], torch.stack([widths**2, widths**2, torch.zeros(3)], 1))
-    l1, l2, theta = axes_from_lambda(lam[ANISOTROPIC].double())
-    torch.testing.assert_close(l1, torch.tensor([0.4, 0.6, 0.8, 0.8], dtype=torch.float64) * scale)
-    torch.testing.assert_close(l2, torch.tensor([0.2, 0.3, 0.4, 0.4], dtype=torch.float64) * scale)
-    torch.testing.assert_close(theta, torch.tensor([0.0, 0.75, 0.25, 0.5], dtype=torch.float64) * math.pi,
-                               atol=1e-5, rtol=0)
-
-
-def test_sample_kernel_lambdas_ranges_and_reproducibility():
-    lam = sample_kernel_lambdas(2000, 3, torch.Generator().manual_seed(5))
-    assert lam.shape == (2000, 3) and lam.dtype == torch.float32
-    l1, l2, theta = axes_from_lambda(lam.double())
-    widths = torch.cat([l1, l2])
-    assert widths.min() >= MIN_TRAINING_WIDTH - 1e-5 and widths.max() <= 3 + 1e-5
-    assert widths.max() > 2.9 and widths.min() < 0.2
-    assert (lam[:, 2].abs() <= 1).all()
-    torch.testing.assert_close(lam, sample_kernel_lambdas(2000, 3, torch.Generator().manual_seed(5)))
-    with pytest.raises(ValueError):
-        sample_kernel_lambdas(4, 0)
-
-
 def test_gradient_flows_from_kernel_to_axes():
     l1 = torch.tensor([1.5, 2.0], requires_grad=True)
     theta = torch.tensor([0.3, 2.0], requires_grad=True)
@@ -165,7 +130,7 @@ def test_gradient_flows_from_kernel_to_axes():
 
 @pytest.mark.gpu
 def test_kernel_on_cuda_matches_cpu():
-    lam = test_kernel_lambdas(4)
+    lam = benchmark_kernel_lambdas(4)
     k_gpu = gaussian_kernel(lam[:, :2].cuda(), lam[:, 2].cuda())
     assert k_gpu.device.type == "cuda"
     torch.testing.assert_close(k_gpu.cpu(), gaussian_kernel(lam[:, :2], lam[:, 2]))

@@ -16,11 +16,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from safetensors.torch import load_file, save_file
 
+from tests.helpers import sigkill_once_written, synthetic_batch
 from training import loop
 from training.checkpoint import latest_checkpoint, load_checkpoint, load_weights
 from training.config import load_config
 from training.loop import TrainingDiverged, build_objective, train, warmup_cosine
-from tests.helpers import sigkill_once_written, synthetic_batch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -131,10 +131,10 @@ def test_a_non_finite_elbo_stops_with_the_step_and_term_and_keeps_the_last_good_
 
     def poisoned(batch, device, layout):
         calls["n"] += 1
-        y, x, xi, lambda_hat = real_arguments(batch, device, layout)
+        y, x, xi, kernel_params_hat = real_arguments(batch, device, layout)
         if calls["n"] == 8:
             xi = torch.full_like(xi, float("nan"))
-        return y, x, xi, lambda_hat
+        return y, x, xi, kernel_params_hat
 
     monkeypatch.setattr(loop, "batch_arguments", poisoned)
     config = load_config("denoise-niid-cpu", TINY + ["optim.steps=20", "run.checkpoint_every=5"])

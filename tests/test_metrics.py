@@ -7,16 +7,7 @@ import pytest
 import torch
 
 from benchmarks import metrics
-from benchmarks.metrics import (
-    kernel_mse,
-    lpips_or_none,
-    psnr_rgb,
-    psnr_y,
-    rgb_to_y,
-    sigma_error,
-    ssim_rgb,
-    ssim_y,
-)
+from benchmarks.metrics import kernel_mse, lpips_or_none, psnr_rgb, psnr_y, rgb_to_y, sigma_error, ssim_rgb, ssim_y
 
 
 def _image(seed: int = 0, shape=(3, 24, 24)) -> torch.Tensor:

@@ -35,8 +35,8 @@ def test_denoising_model_has_no_kernel_sites_and_the_paper_site_names():
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_sr_model_samples_the_kernel_and_observes_the_low_resolution_image(scale):
     config = sr_config(scale)
-    y, x, xi, lambda_hat = synthetic_batch(config, size=12 * scale)
-    tr = trace(VIRNetModel(config), y, x, xi, lambda_hat)
+    y, x, xi, kernel_params_hat = synthetic_batch(config, size=12 * scale)
+    tr = trace(VIRNetModel(config), y, x, xi, kernel_params_hat)
     sites = [n for n, s in tr.nodes.items() if s["type"] == "sample" and n != "batch"]
     assert sites == ["sigma2", "rho", "lambda2", "z", "y"]
     assert tr.nodes["rho"]["value"].shape == (2,)
@@ -63,9 +63,9 @@ def test_prior_predictive_residual_variance_matches_a_known_sigma2_map(config):
     sigma2 = torch.ones(4, 1, h, w) * 0.01
     sigma2[..., : h // 2, :] = 0.0004  # two noise levels: 20/255-ish and 5/255-ish
     xi = sigma2.clone()
-    lambda_hat = torch.tensor([[1.0, 1.0, 0.0]]).repeat(4, 1) if config.has_kernel else None
+    kernel_params_hat = torch.tensor([[1.0, 1.0, 0.0]]).repeat(4, 1) if config.has_kernel else None
     model = poutine.condition(VIRNetModel(config), data={"sigma2": sigma2})
-    tr = trace(model, None, x, xi, lambda_hat)
+    tr = trace(model, None, x, xi, kernel_params_hat)
     z = tr.nodes["z"]["value"]
     kernel_mean = tr.nodes["y"]["fn"].base_dist.loc
     residual = tr.nodes["y"]["value"] - kernel_mean
@@ -93,11 +93,11 @@ def _likelihood_site(config, size=16, seed=0):
     hr = size * config.scale
     x = torch.rand(2, 3, hr, hr, generator=gen)
     xi = torch.rand(2, 1, size, size, generator=gen) * 0.01 + 1e-4
-    lambda_hat = None
+    kernel_params_hat = None
     if config.has_kernel:
         axes = torch.tensor(SKEWED_AXES)
-        lambda_hat = lambda_from_axes(axes[:, 0], axes[:, 1], axes[:, 2])
-    return trace(VIRNetModel(config), None, x, xi, lambda_hat), x
+        kernel_params_hat = lambda_from_axes(axes[:, 0], axes[:, 1], axes[:, 2])
+    return trace(VIRNetModel(config), None, x, xi, kernel_params_hat), x
 
 
 LIKELIHOOD_CONFIGS = {

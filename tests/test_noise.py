@@ -1,14 +1,9 @@
-import numpy as np
 import pytest
 import torch
 
-from generative.noise import (
-    add_gaussian_noise,
-    iid_sigma_map,
-    poisson_gaussian_noise,
-    test_sigma_map,
-    training_sigma_map,
-)
+from benchmarks.cases import poisson_gaussian_noise
+from generative.noise import add_gaussian_noise
+from training.degradations import iid_sigma_map, training_sigma_map
 
 
 def assert_noise_variance(y: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor) -> None:
@@ -17,71 +12,6 @@ def assert_noise_variance(y: torch.Tensor, x: torch.Tensor, sigma: torch.Tensor)
     var = sigma.double().expand_as(sq) ** 2
     standard_error = torch.sqrt(2 * (var**2).sum()) / sq.numel()
     assert abs(sq.mean() - var.mean()) < 4 * standard_error
-
-
-def test_training_sigma_maps_are_bumps_in_range():
-    sigma = training_sigma_map(16, 32, 48, torch.Generator().manual_seed(0))
-    assert sigma.shape == (16, 1, 32, 48)
-    low, high = sigma.amin(dim=(1, 2, 3)), sigma.amax(dim=(1, 2, 3))
-    assert (low >= 0).all() and (high <= 80 / 255 + 1e-6).all()
-    assert (high - low >= 5 / 255 - 1e-6).all()  # hi − lo >= 5/255, attained by the min-max normalisation
-    assert not torch.allclose(sigma[0], sigma[1])
-    # A single Gaussian bump is lowest at the corner farthest from its centre.
-    corners = sigma[:, 0, [0, 0, -1, -1], [0, -1, 0, -1]]
-    torch.testing.assert_close(corners.min(dim=1).values, low)
-
-
-def test_training_sigma_map_is_reproducible_and_moves_to_device():
-    a = training_sigma_map(2, 8, 8, torch.Generator().manual_seed(7), device="cpu")
-    b = training_sigma_map(2, 8, 8, torch.Generator().manual_seed(7))
-    torch.testing.assert_close(a, b)
-
-
-def test_iid_sigma_maps_are_constant_per_image():
-    sigma = iid_sigma_map(500, 4, 5, generator=torch.Generator().manual_seed(1))
-    assert sigma.shape == (500, 1, 4, 5)
-    assert (sigma == sigma[:, :, :1, :1]).all()
-    assert sigma.min() >= 0 and sigma.max() <= 75 / 255
-    assert sigma.max() > 70 / 255 and sigma.min() < 5 / 255
-    assert iid_sigma_map(3, 2, 2, max_sigma=0.01).max() <= 0.01
-
-
-@pytest.mark.parametrize("case", [1, 2, 3])
-def test_test_sigma_maps_span_the_stated_range(case):
-    base = test_sigma_map(case, 256, 256)
-    assert base.shape == (256, 256) and base.dtype == torch.float32
-    assert base.min().item() == pytest.approx(10 / 255)
-    assert base.max().item() == pytest.approx(75 / 255)
-    resized = test_sigma_map(case, 300, 420)  # upsizing keeps every base pixel
-    assert resized.shape == (300, 420)
-    assert resized.min().item() == pytest.approx(10 / 255) and resized.max().item() == pytest.approx(75 / 255)
-    small = test_sigma_map(case, 64, 32)
-    assert small.shape == (64, 32)
-    torch.testing.assert_close(small, base[2::4, 4::8])  # nearest to each output pixel centre
-
-
-def test_peaks_and_sinusoid_maps_match_their_formulas():
-    peaks = test_sigma_map(1, 256, 256).double()
-    # MATLAB's peaks has its global maximum near (x, y) = (−0.0093, 1.5814), i.e. row ~ 195, column ~ 127.
-    row, col = divmod(int(peaks.argmax()), 256)
-    assert abs(row - 195) <= 1 and abs(col - 127) <= 1
-    sinus = test_sigma_map(2, 256, 256).double()
-    x, y = np.meshgrid(np.linspace(1, 10, 256), np.linspace(1, 20, 256))
-    raw = torch.from_numpy(np.sin(x) + np.cos(y))
-    expected = 10 / 255 + 65 / 255 * (raw - raw.min()) / (raw.max() - raw.min())
-    torch.testing.assert_close(sinus, expected, atol=1e-6, rtol=0)
-
-
-def test_case_three_is_reproducible_with_the_default_rng():
-    default = test_sigma_map(3, 128, 128)
-    torch.testing.assert_close(default, test_sigma_map(3, 128, 128))
-    torch.testing.assert_close(default, test_sigma_map(3, 128, 128, np.random.default_rng(1000)))
-    assert not torch.allclose(default, test_sigma_map(3, 128, 128, np.random.default_rng(1)))
-
-
-def test_test_sigma_map_rejects_unknown_case():
-    with pytest.raises(ValueError):
-        test_sigma_map(4, 64, 64)
 
 
 def test_iid_noise_has_the_stated_variance():

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from virnet.cli import main
+from cli import main
 from virnet.errors import VirnetError
 from virnet.models import import_official, load_model
 from virnet.official import our_key

@@ -1,8 +1,10 @@
 import pytest
 import torch
 
-from generative.kernels import gaussian_kernel, lambda_from_axes, test_kernel_lambdas
-from generative.operators import blur, degrade, downsample, upsample_nearest
+from benchmarks.cases import benchmark_kernel_lambdas
+from generative.kernels import gaussian_kernel, lambda_from_axes
+from generative.operators import blur, degrade, downsample
+from guides.guide import upsample_nearest
 
 
 def random_kernels(batch: int, size: int = 7, seed: int = 0) -> torch.Tensor:
@@ -17,7 +19,7 @@ def random_kernels(batch: int, size: int = 7, seed: int = 0) -> torch.Tensor:
 def test_shapes(mode, scale, size):
     h, w = size
     x = torch.rand(2, 3, h, w)
-    lam = test_kernel_lambdas(scale)[3:5]
+    lam = benchmark_kernel_lambdas(scale)[3:5]
     y = degrade(x, gaussian_kernel(lam[:, :2], lam[:, 2], 9), scale, mode)
     assert y.shape == (2, 3, h // scale, w // scale)
     assert upsample_nearest(y, scale).shape == (2, 3, (h // scale) * scale, (w // scale) * scale)
@@ -127,7 +129,7 @@ def test_upsample_nearest_repeats_blocks():
 @pytest.mark.parametrize("mode", ["direct", "bicubic"])
 def test_cuda_matches_cpu(mode):
     x = torch.rand(2, 3, 24, 24)
-    lam = test_kernel_lambdas(3)[3:5]
+    lam = benchmark_kernel_lambdas(3)[3:5]
     k = gaussian_kernel(lam[:, :2], lam[:, 2])
     y_gpu = degrade(x.cuda(), k.cuda(), 3, mode)
     assert y_gpu.device.type == "cuda"

@@ -23,4 +23,4 @@ def test_the_batch_has_the_presets_size():
     batch = train_speed.preset_batch(load_config("sr-x4-cpu"), torch.device("cpu"))
     config = load_config("sr-x4-cpu")
     assert batch["x"].shape == (config.data.batch_size, 3, config.data.patch_size, config.data.patch_size)
-    assert batch["y"].shape[-1] == config.data.patch_size // 4 and batch["lambda_hat"].shape == (config.data.batch_size, 3)
+    assert batch["y"].shape[-1] == config.data.patch_size // 4 and batch["kernel_params_hat"].shape == (config.data.batch_size, 3)

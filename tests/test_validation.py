@@ -9,10 +9,9 @@ import pytest
 import torch
 
 from generative.config import sr_config
-from generative.kernels import MIN_TRAINING_WIDTH
 from guides.guide import VIRNetGuide
 from tests.helpers import TINY_GUIDE
-from training.data import DegradationSpec
+from training.degradations import MIN_TRAINING_WIDTH, DegradationSpec
 from training.validation import kernel_correlations, kernel_tracking, kernel_validation_set, pearson, restoration_scores
 
 
@@ -51,7 +50,7 @@ def test_kernel_validation_cases_are_whole_images_with_their_own_training_kernel
     cases = kernel_validation_set(paths, spec, count=12, seed=3)
     assert len(cases) == 12
     assert all(c.y.shape == (1, 3, 25, 33) for c in cases), "whole images, cropped to a multiple of s"
-    lambdas = torch.stack([c.lambda_hat for c in cases])
+    lambdas = torch.stack([c.kernel_params_hat for c in cases])
     assert len({tuple(lam.tolist()) for lam in lambdas}) == 12, "one kernel per case"
     assert (lambdas[:, :2] >= MIN_TRAINING_WIDTH**2 - 1e-6).all() and (lambdas[:, :2] <= 16 + 1e-4).all()
     assert all(spec.min_sigma <= c.sigma <= spec.max_sigma for c in cases)

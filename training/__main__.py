@@ -1,5 +1,7 @@
 """`python -m training ...` (e.g. under `torchrun --nproc_per_node N -m training ...`).
 
+An entry point, so it stands on the command line's floor (cli/train.py).
+
 Takes the arguments of `virnet train`; with several processes it trains with
 DistributedDataParallel and only rank 0 writes logs and checkpoints.
 """
@@ -7,7 +9,7 @@ DistributedDataParallel and only rank 0 writes logs and checkpoints.
 import argparse
 import sys
 
-from training.command import add_train_arguments, run_train
+from cli.train import add_train_arguments, run_train
 from training.loop import TrainingDiverged
 
 

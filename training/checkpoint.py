@@ -35,6 +35,9 @@ import safetensors
 import safetensors.torch
 import torch
 
+# A model file: <name>.safetensors (the guide's state_dict) + <name>.json (this format, the
+# model and guide configs, the training summary), read by virnet.models.load_model.
+WEIGHTS_FORMAT = "virnet-pyro-weights/1"
 CHECKPOINT_FORMAT = "virnet-pyro checkpoint"
 CHECKPOINT_VERSION = 1
 _CHECKPOINT_JSON = re.compile(r"^ckpt_(\d{8,})\.json$")

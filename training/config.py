@@ -17,8 +17,9 @@ from pathlib import Path
 
 import tomli_w
 
-from generative.config import TRAINING_NOISE, ModelConfig
+from generative.config import ModelConfig
 from guides.guide import GuideConfig
+from training.degradations import TRAINING_NOISE
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -31,10 +32,10 @@ DATA_KINDS = ("synthetic", "paired", "sidd-medium")
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where examples come from and how they are degraded (training/data.py).
+    """Where examples come from and how they are degraded (training/data.py, training/degradations.py).
 
     noise, min_sigma and max_sigma left as None take the model task's training noise
-    (generative.config.TRAINING_NOISE) when the TrainConfig is built, and kernel_patch_size
+    (training.degradations.TRAINING_NOISE) when the TrainConfig is built, and kernel_patch_size
     left as None becomes patch_size (KNet reads the patch RNet restores).
     """
 

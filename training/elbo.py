@@ -5,7 +5,7 @@ Two estimators of the same expectation:
 - ``"mc"`` (default): Pyro's ``Trace_ELBO``; every site is a Monte Carlo sample.
 - ``"analytic"``: Pyro's ``TraceMeanField_ELBO``; the KL terms of z, σ², ρ and λ² are
   taken in closed form (torch's Normal‖Normal and InverseGamma‖InverseGamma KLs, which
-  equal Eqs. 21-23 with the corrections noted in ``generative.closed_forms``), the
+  equal Eqs. 21-23 with the corrections noted in ``training.closed_forms``), the
   likelihood stays a Monte Carlo estimate. Valid because the guide is mean-field given y.
 
 Both record, after each evaluation, the ELBO's terms per observed pixel of the last

@@ -1,7 +1,7 @@
 """Extra KNet updates between SVI steps (``OptimConfig.knet_steps``).
 
 KNet's share of the ELBO is the kernel term KL(q(Λ|y) ‖ p(Λ)) of Eq. 23 (closed form,
-``generative.closed_forms.kl_kernel``) plus the kernel's effect on the likelihood; the KL is
+``training.closed_forms.kl_kernel``) plus the kernel's effect on the likelihood; the KL is
 more than 99 % of KNet's gradient (README, "Choices"). KNet is cheap next to RNet (its head
 has stride 4), so after each SVI step it takes ``knet_steps`` more Adam steps on that KL
 alone, each on a fresh batch of training examples, scaled per observed pixel like the ELBO.
@@ -15,9 +15,9 @@ from collections.abc import Iterator
 import torch
 import torch.distributed as dist
 
-from generative.closed_forms import kl_kernel
 from guides.guide import VIRNetGuide
 from training import data as datasets
+from training.closed_forms import kl_kernel
 
 
 class KernelSteps:
@@ -57,7 +57,7 @@ class KernelSteps:
             y = batch["y"]
             y_kernel = batch.get("y_kernel", y).to(self.device)
             eta, m = self.guide.kernel_posterior(y_kernel)
-            kl = kl_kernel(m, eta, batch["lambda_hat"].to(self.device), cfg.kappa0, cfg.r0_sq)
+            kl = kl_kernel(m, eta, batch["kernel_params_hat"].to(self.device), cfg.kappa0, cfg.r0_sq)
             loss = kl.sum() / y.numel()  # per observed pixel of the restored patch, as in the ELBO
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

@@ -30,14 +30,15 @@ from tqdm import tqdm
 from generative.model import VIRNetModel
 from guides.guide import VIRNetGuide
 from training import data as datasets
-from training.checkpoint import capture_rng, restore_rng, save_checkpoint, save_weights
+from training.checkpoint import WEIGHTS_FORMAT, capture_rng, restore_rng, save_checkpoint, save_weights
 from training.config import TrainConfig, save_config
+from training.degradations import DegradationSpec
 from training.elbo import TERMS, make_elbo
 from training.finetune import initial_weights
-from training.resume import cut_log_after, resume_point
+from training.images import find_images, holdout_split
 from training.kernel_steps import KernelSteps
+from training.resume import cut_log_after, resume_point
 from training.validation import kernel_tracking, kernel_validation_set, restoration_scores
-from virnet.models import WEIGHTS_FORMAT
 
 NETWORKS = ("snet", "knet", "rnet")
 VALIDATION_COLUMNS = ("val_psnr", "val_sigma_error", "val_r_lambda1", "val_r_lambda2", "val_r_rho")
@@ -103,12 +104,12 @@ def memory_format(config: TrainConfig) -> torch.memory_format:
 def batch_arguments(batch: dict, device: torch.device, layout: torch.memory_format = torch.contiguous_format) -> tuple:
     """A data-pipeline batch as the model's arguments (y, x, ξ, Λ̂ or None), images in `layout`,
     followed by KNet's larger patch y_kernel when the batch has one."""
-    lambda_hat = batch["lambda_hat"]
+    kernel_params_hat = batch["kernel_params_hat"]
     arguments = (
         batch["y"].to(device, non_blocking=True, memory_format=layout),
         batch["x"].to(device, non_blocking=True, memory_format=layout),
         batch["xi"].to(device, non_blocking=True, memory_format=layout),
-        lambda_hat.to(device) if lambda_hat.shape[-1] else None,
+        kernel_params_hat.to(device) if kernel_params_hat.shape[-1] else None,
     )
     if "y_kernel" in batch:
         arguments += (batch["y_kernel"].to(device, non_blocking=True, memory_format=layout),)
@@ -145,7 +146,7 @@ def make_datasets(config: TrainConfig, data_dir: Path):
     data = config.data
     synthetic = data.kind == "synthetic"
     kernel_patch = data.kernel_patch_size if config.model.has_kernel and data.kernel_patch_size != data.patch_size else None
-    spec = datasets.DegradationSpec.from_model_config(
+    spec = DegradationSpec.from_model_config(
         config.model,
         data.patch_size,
         **({"noise": data.noise, "min_sigma": data.min_sigma, "max_sigma": data.max_sigma} if synthetic else {}),
@@ -153,7 +154,7 @@ def make_datasets(config: TrainConfig, data_dir: Path):
     )
     seed = config.run.seed
     if synthetic:
-        train_paths, val_paths = datasets.holdout_split(datasets.find_images(data_dir), data.holdout, seed)
+        train_paths, val_paths = holdout_split(find_images(data_dir), data.holdout, seed)
         length = max(len(train_paths), data.batch_size * 100)
         train = datasets.SyntheticDegradation(train_paths, spec, length=length, seed=seed)
         val = datasets.validation_batch(val_paths, spec, data.val_images, seed) if data.val_images else None

@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import torch
 
-from generative.kernels import gaussian_kernel, sample_kernel_lambdas
-from generative.noise import add_gaussian_noise, iid_sigma_map
+from generative.kernels import gaussian_kernel
+from generative.noise import add_gaussian_noise
 from generative.operators import degrade
 from guides.guide import VIRNetGuide
-from training.data import DegradationSpec, read_image
+from training.degradations import DegradationSpec, iid_sigma_map, sample_kernel_lambdas
+from training.images import read_image
 
 KERNEL_PARAMETERS = ("lambda1", "lambda2", "rho")  # the columns of Λ: λ1², λ2², ρ
 CONSTANT_TOLERANCE = 1e-5  # relative spread below which an estimate counts as constant
@@ -31,7 +32,7 @@ class KernelCase:
     """One held-out LR image y (1×C×h×w) degraded with the kernel Λ (3,) and noise std sigma."""
 
     y: torch.Tensor
-    lambda_hat: torch.Tensor
+    kernel_params_hat: torch.Tensor
     sigma: float
 
 
@@ -68,10 +69,10 @@ def kernel_validation_set(paths, spec: DegradationSpec, count: int, seed: int) -
         image = images[index % len(images)]
         h, w = image.shape[-2] // s * s, image.shape[-1] // s * s
         x = image[None, :, :h, :w].float() / (255 if image.dtype == torch.uint8 else 65535)
-        lambda_hat = sample_kernel_lambdas(1, s, generator)
-        hx = degrade(x, gaussian_kernel(lambda_hat[:, :2], lambda_hat[:, 2], spec.kernel_size), s, spec.downsampler)
+        kernel_params_hat = sample_kernel_lambdas(1, s, generator)
+        hx = degrade(x, gaussian_kernel(kernel_params_hat[:, :2], kernel_params_hat[:, 2], spec.kernel_size), s, spec.downsampler)
         sigma = iid_sigma_map(1, 1, 1, spec.max_sigma, generator, min_sigma=spec.min_sigma)
-        cases.append(KernelCase(add_gaussian_noise(hx, sigma, generator), lambda_hat[0], float(sigma)))
+        cases.append(KernelCase(add_gaussian_noise(hx, sigma, generator), kernel_params_hat[0], float(sigma)))
     return cases
 
 
@@ -84,7 +85,7 @@ def kernel_tracking(guide: VIRNetGuide, cases: list[KernelCase], device: torch.d
         eta, m = guide.kernel_posterior(case.y.to(device))
         estimates.append(torch.cat([eta[0], m]).cpu())
     guide.train()
-    return kernel_correlations(torch.stack(estimates), torch.stack([c.lambda_hat for c in cases]))
+    return kernel_correlations(torch.stack(estimates), torch.stack([c.kernel_params_hat for c in cases]))
 
 
 @torch.no_grad()

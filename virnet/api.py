@@ -34,14 +34,12 @@ import pyro
 import torch
 from pyro import poutine
 
-from generative.config import TASKS, ModelConfig
 from generative.kernels import gaussian_kernel
-from guides.guide import Posterior, VIRNetGuide
-from virnet.devices import resolve_device
+from guides.guide import PosteriorParams, VIRNetGuide
 from virnet.errors import VirnetError
-from virnet.image_io import ImageData
+from virnet.inputs import Image, load_for_task, network_input
 from virnet.model_check import ModelCheck, check_residuals, standardized_residuals
-from virnet.models import default_model_name, load_model
+from virnet.models import load_model
 from virnet.predictive import predictive_draws, replicated_residuals, too_small_to_blur
 from virnet.tiled_posterior import DEFAULT_OVERLAP, default_memory_budget, tile_side, tiled_posterior
 
@@ -57,7 +55,6 @@ __all__ = [
     "sample_posterior",
 ]
 
-SR_SCALES = (2, 3, 4)
 SAMPLE_SITES = ("z", "sigma2", "lambda2", "rho")
 # Peak memory of `virnet restore` on CPU, fitted to measured peaks (README, "Large images"):
 # the process with torch and a model loaded; bytes per output pixel for the images held
@@ -66,11 +63,7 @@ SAMPLE_SITES = ("z", "sigma2", "lambda2", "rho")
 PROCESS_BYTES = 400 * 2**20
 IMAGE_BYTES_PER_PIXEL = 60
 ACTIVATIONS_PER_BUDGET = 1.35
-# Input values the networks accept: the [0, 1] scale with room for strong noise on either
-# side (σ = 75/255 noise stays within it); a 0-255 image is far outside.
-PIXEL_RANGE = (-2.0, 3.0)
 CHECK_SEED = 0  # the model check's replicates come from this private RNG stream: restore is deterministic
-Image = torch.Tensor | ImageData
 
 
 @dataclass
@@ -284,73 +277,6 @@ def posterior_predictive(
     )
 
 
-def load_for_task(
-    model: VIRNetGuide | str | Path | None,
-    task: str | None = None,
-    scale: int | None = None,
-    device: str | torch.device | None = None,
-    like: Image | None = None,
-) -> VIRNetGuide:
-    """The guide to use for `task`/`scale`: `model` itself, loaded from a path or name, or
-    the embedded default. Checks the task and scale (VirnetError on a mismatch). A loaded
-    guide stays where it is (`device`, if given, must name its device); otherwise the model is
-    loaded onto `device`, or the device of the tensor `like`, or the CPU.
-    """
-    _check_task(task, scale)
-    if device is not None:
-        device = resolve_device(device)
-    if isinstance(model, VIRNetGuide):
-        own = next(model.parameters()).device
-        if device is not None and not _same_device(own, device):
-            raise VirnetError(f"the model is on {own} but device {device} was asked for; move it with model.to(...)")
-        guide, source = model, "the given model"
-    else:
-        if device is None:
-            device = like.device if isinstance(like, torch.Tensor) else torch.device("cpu")
-        if model is None:
-            name = default_model_name(_default_task(task, scale), scale)
-            source = f"default model {name!r}"
-        else:
-            name, source = model, f"model {model}"
-        guide = load_model(name, device)
-    _check_model_task(guide.model_config, task, scale, source)
-    return guide
-
-
-def network_input(image: Image, guide: VIRNetGuide) -> tuple[torch.Tensor, int]:
-    """(y: B×C×h×w on the guide's device and dtype, the input's channel count).
-
-    A 1-channel image is replicated to the network's 3 channels. Raises VirnetError for a
-    tensor of the wrong rank or type, an empty image, NaN/inf values, values outside
-    PIXEL_RANGE (e.g. a 0-255 image) or a channel count the network cannot read.
-    """
-    pixels = image.pixels if isinstance(image, ImageData) else image
-    if not isinstance(pixels, torch.Tensor):
-        raise VirnetError(f"expected an image tensor or ImageData, got {type(image).__name__}")
-    if pixels.ndim not in (3, 4):
-        raise VirnetError(f"expected a C×H×W or B×C×H×W image, got shape {tuple(pixels.shape)}")
-    if not pixels.is_floating_point():
-        raise VirnetError(f"expected a floating-point image in [0, 1], got dtype {pixels.dtype}")
-    y = pixels[None] if pixels.ndim == 3 else pixels
-    if y.numel() == 0:
-        raise VirnetError(f"the image is empty (shape {tuple(y.shape)})")
-    if not torch.isfinite(y).all():
-        raise VirnetError("the image contains NaN or infinite values")
-    low, high = y.min().item(), y.max().item()
-    if low < PIXEL_RANGE[0] or high > PIXEL_RANGE[1]:
-        raise VirnetError(
-            f"the pixel values span [{low:.4g}, {high:.4g}], far outside the [0, 1] scale the model reads: "
-            "divide 8-bit values by 255 (16-bit ones by 65535)"
-        )
-    channels, wanted = y.shape[1], guide.model_config.image_channels
-    if channels == 1 and wanted == 3:
-        y = y.expand(-1, 3, -1, -1)
-    elif channels != wanted:
-        raise VirnetError(f"the model reads {wanted}-channel images, got {channels} channels")
-    parameter = next(guide.parameters())
-    return y.to(device=parameter.device, dtype=parameter.dtype).contiguous(), channels
-
-
 def _check_draw_options(n, seed, tile, overlap, memory_budget) -> None:
     """The number of draws, the seed and the tiling options of `sample_posterior` and
     `posterior_predictive` (VirnetError when one is not what it must be)."""
@@ -374,7 +300,7 @@ def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _finite(post: Posterior) -> Posterior:
+def _finite(post: PosteriorParams) -> PosteriorParams:
     """`post`, after checking the networks gave finite numbers (else the model is broken)."""
     for name in ("mu", "beta", "eta", "m"):
         value = getattr(post, name)
@@ -391,35 +317,6 @@ def _to_channels(x: torch.Tensor, channels: int, dim: int = 1) -> torch.Tensor:
     if channels == 1 and x.shape[dim] == 3:
         return x.mean(dim=dim, keepdim=True)
     return x
-
-
-def _default_task(task: str | None, scale: int | None) -> str:
-    if task is not None:
-        return task
-    return "sr" if scale not in (None, 1) else "denoise"
-
-
-def _check_task(task: str | None, scale: int | None) -> None:
-    if task is not None and task not in TASKS:
-        raise VirnetError(f"unknown task {task!r}; expected one of {', '.join(TASKS)}")
-    if scale is None:
-        return
-    if _default_task(task, scale) == "denoise" and scale != 1:
-        raise VirnetError(f"denoising has no scale (got {scale}); use the sr task for super-resolution")
-    if _default_task(task, scale) == "sr" and scale not in SR_SCALES:
-        raise VirnetError(f"unsupported scale {scale!r}; super-resolution scales are {', '.join(map(str, SR_SCALES))}")
-
-
-def _check_model_task(cfg: ModelConfig, task: str | None, scale: int | None, source: str) -> None:
-    kind = "denoising" if cfg.task == "denoise" else f"×{cfg.scale} super-resolution"
-    if task is not None and task != cfg.task:
-        raise VirnetError(f"{source} is a {kind} model, it cannot do task {task!r}")
-    if scale is not None and scale != cfg.scale:
-        raise VirnetError(f"{source} is a {kind} model, it cannot do scale {scale}")
-
-
-def _same_device(actual: torch.device, asked: torch.device) -> bool:
-    return actual.type == asked.type and (asked.index is None or asked.index == actual.index)
 
 
 @contextlib.contextmanager

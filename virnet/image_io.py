@@ -1,6 +1,6 @@
 """Reading, writing and listing image files for `virnet restore` and the Python API.
 
-Decoding and encoding go through imageio.v3 (`virnet.image_codecs`): the Pillow plugin for
+Decoding and encoding go through imageio.v3 (`imagefiles.codecs`): the Pillow plugin for
 PNG, JPEG and BMP and the tifffile plugin for TIFF. Pixels travel as float32 C×H×W tensors in
 [0, 1] scale (C = 1 for grayscale, 3 for RGB); an alpha channel travels beside them,
 untouched, and is re-attached on write. Every problem with a user's file raises `VirnetError`
@@ -27,9 +27,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from virnet.errors import VirnetError
-from virnet.formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
-from virnet.image_codecs import TIFF_SUFFIXES, decode, encode, header_size
+from imagefiles.codecs import TIFF_SUFFIXES, UnsupportedImage, decode, encode, header_size
+from imagefiles.formats import DEFAULT_MAX_PIXELS, IMAGE_SUFFIXES
+from virnet.errors import VirnetError, one_line
 
 
 _ALPHA_SUFFIXES = frozenset({".png", ".tif", ".tiff"})
@@ -115,8 +115,8 @@ def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise ImageTooLarge(path, height, width, max_pixels)
     try:
         array = decode(path, max_pixels)
-    except VirnetError:
-        raise
+    except UnsupportedImage as exc:
+        raise VirnetError(str(exc)) from exc
     except Exception as exc:  # decoders raise many types (OSError, SyntaxError, zlib.error, ...)
         raise _unreadable(path, exc) from exc
     return _image_data(array, path)
@@ -180,7 +180,7 @@ def stage_image(
     except BaseException as exc:
         temporary.unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
+            raise VirnetError(f"cannot write {path}: {one_line(exc)}") from exc
         raise
     return temporary
 
@@ -193,7 +193,7 @@ def commit_staged(staged: Sequence[tuple[Path, Path]]) -> None:
             try:
                 os.replace(temporary, path)
             except OSError as exc:
-                raise VirnetError(f"cannot write {path}: {_one_line(exc)}") from exc
+                raise VirnetError(f"cannot write {path}: {one_line(exc)}") from exc
     finally:
         for temporary, _ in staged:
             temporary.unlink(missing_ok=True)
@@ -338,7 +338,7 @@ def _image_file(path: str | Path) -> Path:
 
 def _unreadable(path: Path, exc: BaseException) -> VirnetError:
     return VirnetError(
-        f"cannot read image {path}: not a valid image, or the file is truncated or corrupt ({_one_line(exc)})"
+        f"cannot read image {path}: not a valid image, or the file is truncated or corrupt ({one_line(exc)})"
     )
 
 
@@ -358,7 +358,3 @@ def _pixel_count(pixels: int) -> str:
 
 def _suffix_list() -> str:
     return ", ".join(sorted(IMAGE_SUFFIXES))
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__

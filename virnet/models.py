@@ -18,11 +18,10 @@ import torch
 
 from generative.config import ModelConfig
 from guides.guide import GuideConfig, VIRNetGuide
-from training.checkpoint import load_weights, save_weights
+from training.checkpoint import WEIGHTS_FORMAT, load_weights, save_weights
 from virnet import official
 from virnet.errors import VirnetError
 
-WEIGHTS_FORMAT = "virnet-pyro-weights/1"
 EMBEDDED_DIR = Path(__file__).parent / "weights"
 WEIGHTS_SUFFIX = ".safetensors"
 

@@ -20,12 +20,11 @@ from pathlib import Path
 
 import torch
 
-from generative.config import ModelConfig, denoising_config, sr_config
+from generative.config import SR_SCALES, ModelConfig, denoising_config, sr_config
 from guides.guide import VIRNetGuide, paper_guide_config
 from virnet.errors import VirnetError
 
 OFFICIAL_TASKS = ("denoise", "denoise-real", "sr")
-SR_SCALES = (2, 3, 4)
 RELEASE_URL = "https://github.com/zsyOAOA/VIRNet/releases/tag/v1.0"
 RELEASED_FILES = {
     "denoise": "virnet_denoising_syn.pth",

@@ -17,7 +17,7 @@ from pyro.infer import Predictive
 
 from generative.kernels import gaussian_kernel
 from generative.model import VIRNetModel
-from guides.guide import Posterior, VIRNetGuide
+from guides.guide import PosteriorParams, VIRNetGuide
 from virnet.model_check import predicted_observation
 
 SITES = ("z", "sigma2", "lambda2", "rho", "y")
@@ -25,7 +25,7 @@ CHECK_DRAWS = 2  # replicates behind the model check's reference statistics
 CHECK_SIDE = 256  # the check's replicates cover at most this centre crop of the restored image
 
 
-def predictive_draws(guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
+def predictive_draws(guide: VIRNetGuide, post: PosteriorParams, y: torch.Tensor, n: int) -> dict[str, torch.Tensor]:
     """n joint draws of every site for observations y (B×C×h×w) with guide parameters `post`.
 
     Returns z: n×B×C×H×W, sigma2: n×B×Cσ×h×w, y: n×B×C×h×w (the replicates) and, for SR,
@@ -35,10 +35,10 @@ def predictive_draws(guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: in
     if too_small_to_blur(guide, post.mu):
         raise ValueError(f"a {tuple(post.mu.shape[-2:])} image is too small for the {cfg.kernel_size}² blur kernel")
     model = VIRNetModel(cfg)
-    lambda_hat = torch.cat([post.eta, post.m[:, None]], dim=1) if cfg.has_kernel else None
+    kernel_params_hat = torch.cat([post.eta, post.m[:, None]], dim=1) if cfg.has_kernel else None
 
     def replay_model():
-        return model(None, post.mu, post.beta, lambda_hat)
+        return model(None, post.mu, post.beta, kernel_params_hat)
 
     def guide_draws():
         guide.draw(post, y)
@@ -49,7 +49,7 @@ def predictive_draws(guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: in
 
 
 def replicated_residuals(
-    guide: VIRNetGuide, post: Posterior, y: torch.Tensor, n: int = CHECK_DRAWS, side: int = CHECK_SIDE
+    guide: VIRNetGuide, post: PosteriorParams, y: torch.Tensor, n: int = CHECK_DRAWS, side: int = CHECK_SIDE
 ) -> torch.Tensor | None:
     """(y_rep − Hµ)/√β of n replicates on the centre crop of at most side×side restored
     (side/s × side/s observed) pixels: n×B×C×h'×w'. None when the image is too small for the
@@ -70,7 +70,7 @@ def too_small_to_blur(guide: VIRNetGuide, mu: torch.Tensor) -> bool:
     return cfg.has_kernel and min(mu.shape[-2:]) <= cfg.kernel_size // 2
 
 
-def _centre_crop(post: Posterior, y: torch.Tensor, side: int, scale: int) -> tuple[Posterior, torch.Tensor]:
+def _centre_crop(post: PosteriorParams, y: torch.Tensor, side: int, scale: int) -> tuple[PosteriorParams, torch.Tensor]:
     """The posterior and observations restricted to the centre side×side observed pixels
     (µ to the matching s·side crop); the kernel estimate (η, m) is per image and kept."""
     height, width = y.shape[-2:]
@@ -78,5 +78,5 @@ def _centre_crop(post: Posterior, y: torch.Tensor, side: int, scale: int) -> tup
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
     rows, cols = slice(top, top + crop_h), slice(left, left + crop_w)
     hr_rows, hr_cols = slice(top * scale, (top + crop_h) * scale), slice(left * scale, (left + crop_w) * scale)
-    cropped = Posterior(mu=post.mu[..., hr_rows, hr_cols], beta=post.beta[..., rows, cols], eta=post.eta, m=post.m)
+    cropped = PosteriorParams(mu=post.mu[..., hr_rows, hr_cols], beta=post.beta[..., rows, cols], eta=post.eta, m=post.m)
     return cropped, y[..., rows, cols]

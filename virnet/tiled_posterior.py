@@ -25,7 +25,7 @@ import torch
 from tqdm import tqdm
 
 from generative.config import ModelConfig
-from guides.guide import Degradation, GuideConfig, Posterior, VIRNetGuide
+from guides.guide import Degradation, GuideConfig, PosteriorParams, VIRNetGuide
 from virnet.errors import VirnetError
 from virnet.precision import autocast, resolve_precision
 from virnet.tiling import axis_tiles, peak_bytes_per_pixel, tile_size_for_budget, tiled_apply
@@ -49,7 +49,7 @@ def tiled_posterior(
     precision: str = "fp32",
     progress: bool = False,
     channels_last: bool = True,
-) -> Posterior:
+) -> PosteriorParams:
     """`guide.posterior(y)` computed tile by tile when y (B×C×h×w) exceeds the tile side.
 
     tile, memory_budget: see `tile_side`. precision: "fp32", "bf16" or "auto"
@@ -70,7 +70,7 @@ def tiled_posterior(
     with _memory_format(guide, layout), autocast(resolve_precision(precision, y.device), y.device):
         if not cfg.has_kernel:
             out = tiled_apply(lambda t: _posterior_maps(guide, t), y, **tiling)
-            return Posterior(mu=out["mu"], beta=out["beta"])
+            return PosteriorParams(mu=out["mu"], beta=out["beta"])
         # SNet and KNet need less per LR pixel than the whole posterior: a budget-sized tile fits.
         estimate = _degradation_estimate(guide, y, tile_side(guide, None, memory_budget) ** 2)
         constant_beta = estimate.beta[..., :1, :1]
@@ -81,7 +81,7 @@ def tiled_posterior(
 
         mu = tiled_apply(restore_tile, y, **tiling)
     beta = constant_beta.expand(-1, -1, *y.shape[-2:])
-    return Posterior(mu=mu, beta=beta, eta=estimate.eta, m=estimate.m)
+    return PosteriorParams(mu=mu, beta=beta, eta=estimate.eta, m=estimate.m)
 
 
 def tile_side(guide: VIRNetGuide, tile: int | None = None, memory_budget: int | None = None) -> int:

@@ -1,4 +1,4 @@
-"""The work of `virnet restore` and `virnet sample` (their command lines: `virnet.commands`).
+"""The work of `virnet restore` and `virnet sample` (their command lines: `cli.commands`).
 
 Everything that can be checked before computing is checked first: the inputs, the options,
 the model, every output path and folder; then, per image, its size from the header (against
@@ -16,13 +16,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from virnet.api import PosteriorSamples, Restoration, load_for_task, memory_estimate, restore, sample_posterior
-from virnet.commands import EXIT_FAILED, error_line, one_line
-from virnet.devices import resolve_device
-from virnet.errors import VirnetError
-from virnet.formats import IMAGE_SUFFIXES
-from virnet.image_io import ImageData, ImageTooLarge, check_encodable, list_images, read_image, write_image
-from virnet.outputs import (
+from cli.outputs import (
     check_writable,
     created_folders,
     folder_written_at_once,
@@ -30,6 +24,11 @@ from virnet.outputs import (
     sidecar,
     written_together,
 )
+from imagefiles.formats import IMAGE_SUFFIXES
+from virnet.api import PosteriorSamples, Restoration, load_for_task, memory_estimate, restore, sample_posterior
+from virnet.devices import resolve_device
+from virnet.errors import EXIT_FAILED, VirnetError, error_line, one_line
+from virnet.image_io import ImageData, ImageTooLarge, check_encodable, list_images, read_image, write_image
 from virnet.tiled_posterior import tile_side
 
 # OS errors after which no later output can be written either: they stop a batch.

@@ -17,22 +17,21 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from virnet.commands import EXIT_FAILED, error_line
-from virnet.errors import VirnetError
+from virnet.errors import EXIT_FAILED, VirnetError, error_line
 
 EXIT_INTERRUPTED = 130
 
 # The one place where subcommands are registered: name -> (help, "module:registrar").
 COMMANDS = {
-    "restore": ("denoise or super-resolve image files", "virnet.commands:add_restore_parser"),
-    "sample": ("draw restorations from the posterior", "virnet.commands:add_sample_parser"),
-    "demo": ("denoise a sample photo with synthetic non-i.i.d. noise and draw a figure", "virnet.demo:add_parser"),
-    "train": ("train VIRNet with SVI", "training.command:add_parsers"),
-    "plot-log": ("draw the curves of a training run's metrics.csv", "training.command:add_parsers"),
-    "bench": ("run one of the paper's benchmark protocols", "benchmarks.command:add_parsers"),
+    "restore": ("denoise or super-resolve image files", "cli.commands:add_restore_parser"),
+    "sample": ("draw restorations from the posterior", "cli.commands:add_sample_parser"),
+    "demo": ("denoise a sample photo with synthetic non-i.i.d. noise and draw a figure", "cli.demo:add_parser"),
+    "train": ("train VIRNet with SVI", "cli.train:add_parsers"),
+    "plot-log": ("draw the curves of a training run's metrics.csv", "cli.train:add_parsers"),
+    "bench": ("run one of the paper's benchmark protocols", "cli.bench:add_parsers"),
     "import-official": (
         "convert a released VIRNet checkpoint (.pth) into a model file",
-        "virnet.import_command:add_parser",
+        "cli.import_official:add_parser",
     ),
 }
 

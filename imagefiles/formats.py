@@ -1,4 +1,5 @@
-"""The image formats the command line and the image IO agree on (standard library only)."""
+"""The image formats that the command line, the image IO and the training data agree on
+(standard library only)."""
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 """Lower-case suffixes of the image files we read and write (matched case-insensitively)."""

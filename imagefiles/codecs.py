@@ -1,10 +1,12 @@
-"""The codec libraries behind `virnet.image_io`: files <-> numpy arrays, nothing else.
+"""The one image codec: files <-> numpy arrays, nothing else; read by `training.images` (the
+training data) and `virnet.image_io` (the user's images).
 
 imageio.v3 decodes and encodes: its Pillow plugin for PNG, JPEG and BMP, its tifffile plugin
 for TIFF. Image sizes come from the headers alone (Pillow's lazy open, tifffile's first
 page), so they cost nothing to read however large the image. Problems a decoder does not
-catch (an unsupported pixel format or colour space) raise VirnetError; the codecs' own
-exceptions for broken files propagate for `image_io` to word.
+catch (an unsupported pixel format or colour space, a 16-bit colour PNG that Pillow would
+read at 8 bits) raise UnsupportedImage; the codecs' own exceptions for broken files
+propagate for the caller to word.
 """
 
 from __future__ import annotations
@@ -18,10 +20,14 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from virnet.errors import VirnetError
-
 TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 JPEG_SUFFIXES = frozenset({".jpg", ".jpeg"})
+
+
+
+class UnsupportedImage(ValueError):
+    """A readable file whose pixel layout is not supported; the message names the file."""
+
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_GRAY = 0
@@ -104,7 +110,7 @@ def _decode_pillow(path: Path) -> np.ndarray:
         meta = file.metadata()
         source = meta["mode"]
         if source not in _PILLOW_MODES:
-            raise VirnetError(f"cannot read image {path}: pixel format {source!r} is not supported")
+            raise UnsupportedImage(f"cannot read image {path}: pixel format {source!r} is not supported")
         target = _PILLOW_MODES[source]
         if "transparency" in meta and source in _WITH_TRANSPARENCY:
             target = _WITH_TRANSPARENCY[source]
@@ -117,7 +123,7 @@ def _refuse_16bit_colour_png(path: Path) -> None:
         header = handle.read(26)
     is_png = header[:8] == _PNG_SIGNATURE and header[12:16] == b"IHDR" and len(header) == 26
     if is_png and header[24] == 16 and header[25] != _PNG_GRAY:
-        raise VirnetError(
+        raise UnsupportedImage(
             f"cannot read image {path}: 16-bit colour PNG is not supported (its decoder keeps "
             "only 8 bits); convert it to a 16-bit TIFF"
         )
@@ -130,7 +136,7 @@ def _decode_tiff(path: Path) -> np.ndarray:
         array = file.read(index=..., page=0)
     photometric = tags.get("PhotometricInterpretation")
     if photometric is not None and int(photometric) not in _TIFF_PHOTOMETRICS:
-        raise VirnetError(
+        raise UnsupportedImage(
             f"cannot read image {path}: TIFF colour space {getattr(photometric, 'name', photometric)} "
             "is not supported (only grayscale and RGB, with optional alpha)"
         )
@@ -154,7 +160,7 @@ def _pillow_pixel_limit(limit: int | None):
 @contextlib.contextmanager
 def _quiet_tifffile():
     """tifffile logs its complaints about malformed files as warnings on stderr; here the
-    file is either read or refused with one VirnetError, so they are held back."""
+    file is either read or refused with one error, so they are held back."""
     logger = logging.getLogger("tifffile")
     saved = logger.level
     logger.setLevel(logging.CRITICAL)

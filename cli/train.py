@@ -1,4 +1,5 @@
-"""`virnet train` and `virnet plot-log`: the command-line face of the training package.
+"""`virnet train` and `virnet plot-log`: the command-line face of the training package
+(also `python -m training`, training/__main__.py).
 
 `virnet train` checks the whole command (config and overrides, device, output folder, the
 checkpoint to resume) before it creates or changes anything; the data is checked by
@@ -51,8 +52,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     from training.loop import distributed_context, train
+    from cli.outputs import check_folder_writable
     from virnet.devices import resolve_device
-    from virnet.outputs import check_folder_writable
 
     overrides = list(args.overrides)
     if args.steps is not None:

@@ -19,13 +19,14 @@ import torch
 from matplotlib.figure import Figure
 from skimage import data as sample_images
 
+from benchmarks.cases import table1_sigma_map
 from benchmarks.metrics import psnr_rgb, ssim_rgb
-from generative.noise import add_gaussian_noise, test_sigma_map
+from cli.outputs import check_writable
+from generative.noise import add_gaussian_noise
 from virnet.api import load_for_task, restore
 from virnet.devices import resolve_device
 from virnet.errors import VirnetError
 from virnet.model_check import standardized_residuals
-from virnet.outputs import check_writable
 
 DEFAULT_FIGURE = Path("virnet-demo.png")
 DEFAULT_SIZE = 256
@@ -58,7 +59,7 @@ def run_demo(args: argparse.Namespace) -> int:
     check_writable([args.output], args.overwrite)
     guide = load_for_task(args.model, "denoise", None, resolve_device(args.device))
     clean = sample_photo(args.size)
-    sigma = test_sigma_map(NOISE_CASE, args.size, args.size)
+    sigma = table1_sigma_map(NOISE_CASE, args.size, args.size)
     generator = torch.Generator().manual_seed(args.seed)
     noisy = add_gaussian_noise(clean[None], sigma[None, None], generator)[0]
     result = restore(noisy, guide)

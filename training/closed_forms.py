@@ -50,24 +50,24 @@ def kl_sigma2_as_printed(beta: torch.Tensor, xi: torch.Tensor, alpha0: float) ->
 
 
 def kl_kernel(
-    m: torch.Tensor, eta: torch.Tensor, lambda_hat: torch.Tensor, kappa0: float, r0_sq: float
+    m: torch.Tensor, eta: torch.Tensor, kernel_params_hat: torch.Tensor, kappa0: float, r0_sq: float
 ) -> torch.Tensor:
     """Exact KL(q(Λ|y) ‖ p(Λ)) of Eq. 23.
 
     (m − ρ̂)² / (2 r0²) + Σ_l (κ0 − 1)(λ̂²_l/η_l + log(η_l/λ̂²_l) − 1).
-    m: B, eta: B×2, lambda_hat: B×3 holding (λ̂²_1, λ̂²_2, ρ̂) -> B.
+    m: B, eta: B×2, kernel_params_hat: B×3 holding (λ̂²_1, λ̂²_2, ρ̂) -> B.
     """
-    rho_term = (m - lambda_hat[:, 2]) ** 2 / (2 * r0_sq)
-    width_terms = kl_inverse_gamma_same_shape(kappa0 - 1, kappa0 * eta, kappa0 * lambda_hat[:, :2])
+    rho_term = (m - kernel_params_hat[:, 2]) ** 2 / (2 * r0_sq)
+    width_terms = kl_inverse_gamma_same_shape(kappa0 - 1, kappa0 * eta, kappa0 * kernel_params_hat[:, :2])
     return rho_term + width_terms.sum(dim=1)
 
 
 def kl_kernel_as_printed(
-    m: torch.Tensor, eta: torch.Tensor, lambda_hat: torch.Tensor, kappa0: float, r0_sq: float
+    m: torch.Tensor, eta: torch.Tensor, kernel_params_hat: torch.Tensor, kappa0: float, r0_sq: float
 ) -> torch.Tensor:
     """Eq. 23 as printed (multiplier κ0), reading its λ̂_l as the variance λ̂²_l."""
-    rho_term = (m - lambda_hat[:, 2]) ** 2 / (2 * r0_sq)
-    ratio = lambda_hat[:, :2] / eta
+    rho_term = (m - kernel_params_hat[:, 2]) ** 2 / (2 * r0_sq)
+    ratio = kernel_params_hat[:, :2] / eta
     return rho_term + (kappa0 * (ratio - torch.log(ratio) - 1)).sum(dim=1)
 
 

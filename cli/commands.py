@@ -2,7 +2,7 @@
 
 Each command registers through an ``add_parser(subparsers)`` function whose parser sets
 ``run`` to a function of the parsed arguments returning the exit status. The work itself is
-in `virnet.restoring`, imported only when a command runs, so that `virnet --help` and usage
+in `cli.restoring`, imported only when a command runs, so that `virnet --help` and usage
 errors need no torch: this module imports the standard library and light modules only.
 """
 
@@ -13,11 +13,9 @@ import importlib
 from collections.abc import Callable
 from pathlib import Path
 
-from virnet.errors import VirnetError
-from virnet.formats import DEFAULT_MAX_PIXELS
+from generative.config import SR_SCALES, TASKS
+from imagefiles.formats import DEFAULT_MAX_PIXELS
 from virnet.precision import PRECISIONS
-
-EXIT_FAILED = 2
 
 
 def add_restore_parser(subparsers) -> None:
@@ -32,8 +30,8 @@ def add_restore_parser(subparsers) -> None:
     parser.add_argument(
         "-o", "--output", required=True, type=Path, metavar="OUT", help="output file (one input file) or folder"
     )
-    parser.add_argument("--task", choices=("denoise", "sr"), help="default: the model's task, else denoise")
-    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="super-resolution factor (implies --task sr)")
+    parser.add_argument("--task", choices=TASKS, help="default: the model's task, else denoise")
+    parser.add_argument("--scale", type=int, choices=SR_SCALES, help="super-resolution factor (implies --task sr)")
     add_model_arguments(parser)
     parser.add_argument(
         "--save-sigma",
@@ -65,8 +63,8 @@ def add_sample_parser(subparsers) -> None:
     parser.add_argument("input", metavar="IN", type=Path, help="one image file")
     parser.add_argument("-n", "--samples", type=int, required=True, metavar="N", help="number of draws")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="DIR", help="output folder")
-    parser.add_argument("--task", choices=("denoise", "sr"), help="default: the model's task, else denoise")
-    parser.add_argument("--scale", type=int, choices=(2, 3, 4), help="super-resolution factor (implies --task sr)")
+    parser.add_argument("--task", choices=TASKS, help="default: the model's task, else denoise")
+    parser.add_argument("--scale", type=int, choices=SR_SCALES, help="super-resolution factor (implies --task sr)")
     parser.add_argument("--seed", type=int, help="seed of the draws")
     add_model_arguments(parser)
     parser.set_defaults(run=_run("run_sample"))
@@ -105,16 +103,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 
-def error_line(error: BaseException | str) -> str:
-    """`virnet: error: <message>` on one line."""
-    return f"virnet: error: {one_line(error)}"
-
-
-def one_line(error: BaseException | str) -> str:
-    """The message of `error` with its whitespace (newlines included) collapsed."""
-    return " ".join(str(error).split()) or type(error).__name__
-
-
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -127,9 +115,9 @@ def _positive_int(text: str) -> int:
 
 
 def _run(name: str) -> Callable[[argparse.Namespace], int]:
-    """The function `name` of `virnet.restoring`, imported when the command runs."""
+    """The function `name` of `cli.restoring`, imported when the command runs."""
 
     def run(args: argparse.Namespace) -> int:
-        return getattr(importlib.import_module("virnet.restoring"), name)(args)
+        return getattr(importlib.import_module("cli.restoring"), name)(args)
 
     return run

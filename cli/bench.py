@@ -1,35 +1,8 @@
-"""`virnet bench NAME ...`: the paper's experiments as one-command protocols.
-
-Registered in virnet/cli.py through ``add_parsers(subparsers)``. Each NAME is also runnable as
-``python -m benchmarks.<module>`` with the same arguments (module = NAME with "_" for "-").
-"""
+"""`virnet bench NAME ...`: the paper's experiments (benchmarks/catalogue.py) as one-command protocols."""
 
 from __future__ import annotations
 
-from benchmarks import (
-    ablation,
-    calibration,
-    denoise_iid,
-    denoise_niid,
-    denoise_real,
-    kernel_estimation,
-    noise_estimation,
-    profile,
-    sr,
-)
-
-PROTOCOLS = (
-    denoise_niid,
-    denoise_iid,
-    denoise_real,
-    sr,
-    noise_estimation,
-    kernel_estimation,
-    calibration,
-    profile,
-    ablation,
-)
-BENCHMARKS = {module.NAME: module for module in PROTOCOLS}
+from benchmarks.catalogue import BENCHMARKS, PROTOCOLS
 
 
 def add_parsers(subparsers) -> None:
