@@ -261,7 +261,8 @@ def variant_config(task: str, variant: Variant, seed: int, steps: int, quick: bo
     budget = [f"optim.steps={steps}", f"run.seed={seed}", f"run.checkpoint_every={steps}", f"run.val_every={steps}"]
     if not quick:
         budget.append(f"optim.warmup_steps={max(1, min(200, steps // 10))}")
-    quick_overrides = [*QUICK_OVERRIDES, f"data.patch_size={QUICK_PATCH[task]}"] if quick else []
+    patches = [f"data.patch_size={QUICK_PATCH[task]}"] + ([f"data.kernel_patch_size={QUICK_PATCH[task]}"] if task == "sr" else [])
+    quick_overrides = [*QUICK_OVERRIDES, *patches] if quick else []
     return load_config(PRESETS[task], [*quick_overrides, *budget, *variant.overrides])
 
 
