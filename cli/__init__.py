@@ -85,6 +85,9 @@ def _run(argv: Sequence[str] | None) -> int:
         print(error_line("out of memory: pass a smaller --tile"), file=sys.stderr)
     except KeyboardInterrupt as interrupt:  # a command may say how far it got
         print(error_line(interrupt if str(interrupt) else "interrupted"), file=sys.stderr)
+        # Objects the interrupt left half-built (e.g. an image plugin) may fail in their
+        # finalizers on the way out; that report would bury the one line above.
+        sys.unraisablehook = lambda unraisable: None
         return EXIT_INTERRUPTED
     return EXIT_FAILED
 
