@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import imageio.v3 as iio
+import numpy as np
 import torch
 
 from generative.config import ModelConfig
@@ -23,6 +24,15 @@ TRACKING_HOLDOUT = 0.33
 TINY_GUIDE = GuideConfig(
     snet_features=8, snet_depth=3, knet_features=8, knet_blocks=1, rnet_widths=(8, 16), rnet_blocks=1
 )
+
+
+def write_random_photos(folder: Path, count: int, side: int) -> Path:
+    """`count` uniform-noise RGB PNGs, side×side, named p00.png, p01.png, ... (seed 0)."""
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        iio.imwrite(folder / f"p{i:02d}.png", rng.integers(0, 256, (side, side, 3), dtype=np.uint8))
+    return folder
 
 
 def synthetic_batch(config: ModelConfig, batch: int = 2, size: int = 24, sigma: float = 0.05, seed: int = 0):

@@ -20,6 +20,7 @@ from benchmarks.metrics import lpips_or_none, psnr_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.report import validate_result
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
+from tests.helpers import write_random_photos
 from training.images import find_images, holdout_split
 import cli
 from virnet import models
@@ -269,11 +270,7 @@ def test_an_existing_result_is_kept_without_overwrite(tmp_path, weights, capsys)
 
 
 def test_holdout_and_limit_choose_the_images(tmp_path, weights):
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(20):
-        iio.imwrite(photos / f"p{i:02d}.png", rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    photos = write_random_photos(tmp_path / "photos", 20, 32)
     out = tmp_path / "out"
     status = denoise_iid.main(["--data", str(photos), "--holdout", "--limit", "1", "--sigmas", "25", "--device",
                                "cpu", "--model", str(weights["denoise"]), "--baselines", "identity", "--out", str(out)])
