@@ -12,7 +12,11 @@ the two counts, so a busy machine lowers the fraction rather than raising it). M
 the paper-size networks with random weights; --size is the output size W×H (SR models read
 (W/s)×(H/s)). Each timed call is the whole `virnet.api.restore` (tiling, kernel image and
 model check included), best of --repeats after a warm-up at the same size, in each
---precision; its floor fraction is (its FLOPs at the conv rate) / its time. --nchw also times
+--precision; its floor fraction is (its FLOPs at the conv rate) / its time. The calls are
+timed twice: with freed memory kept between calls (`virnet.heap`, as `virnet restore` keeps
+it over a folder; the figure the targets use, since the reference convolution reuses its
+buffers too), and from a fresh heap each call (one image per process: every page of the
+activations is faulted in again). --nchw also times
 the same restore with the networks in NCHW. --bf16-quality measures bf16's PSNR change on
 the benchmark images (benchmarks/precision_quality.py). Large: one --large restore of the
 first model (progress bar on a terminal) against (tiles × one tile's restore time). Train:
@@ -48,6 +52,7 @@ from generative.config import denoising_config, sr_config
 from guides.guide import VIRNetGuide, paper_guide_config
 from training.config import preset_names
 from virnet.api import restore
+from virnet.heap import reuse_freed_memory
 from virnet.models import embedded_models, load_model
 from virnet.precision import PRECISIONS, cpu_flags, native_bf16
 from virnet.tiled_posterior import bytes_per_pixel, tile_layout, tile_side, tiled_posterior, traced_bytes_per_pixel
@@ -186,13 +191,19 @@ def measure_model(label: str, guide: VIRNetGuide, height: int, width: int, args,
         "estimated_bytes_per_pixel": bytes_per_pixel(guide),
     }
     for precision in precisions:
+        def call():
+            restore(image, guide, tile=args.tile, precision=precision)
+
         # As many reference FLOPs as the restore does, timed before and after it.
         rate_before = floor.conv_rate(device, _DTYPES[precision], args.repeats, flops)
         with peak_memory(device) as peak:
-            seconds = floor.best_seconds(lambda: restore(image, guide, tile=args.tile, precision=precision),
-                                         args.repeats, device)
+            fresh = floor.best_seconds(call, args.repeats, device)
+        with reuse_freed_memory():
+            seconds = floor.best_seconds(call, args.repeats, device)
         rate = max(rate_before, floor.conv_rate(device, _DTYPES[precision], args.repeats, flops))
-        row[precision] = {"seconds": seconds, "conv_gflops": rate, "floor_fraction": floor.floor_fraction(flops, rate, seconds),
+        row[precision] = {"seconds": seconds, "fresh_heap_seconds": fresh, "conv_gflops": rate,
+                          "floor_fraction": floor.floor_fraction(flops, rate, seconds),
+                          "fresh_heap_floor_fraction": floor.floor_fraction(flops, rate, fresh),
                           "peak_bytes": peak["bytes"], "peak_method": peak["method"]}
     if args.nchw:
         def nchw():
@@ -217,7 +228,8 @@ def measure_large(label: str, guide: VIRNetGuide, height: int, width: int, tile:
     tiles = len(rows) * len(cols)
     image = torch.rand(1, guide.model_config.image_channels, *size, generator=torch.Generator().manual_seed(1))
     one = image[..., :tile_h, :tile_w].to(device)
-    one_tile = floor.best_seconds(lambda: restore(one, guide, tile=tile), max(1, repeats - 1), device)
+    with reuse_freed_memory():  # as the large restore keeps it from tile to tile
+        one_tile = floor.best_seconds(lambda: restore(one, guide, tile=tile), max(1, repeats - 1), device)
     image = image.to(device)
     before = resource.getrusage(resource.RUSAGE_SELF)
     with peak_memory(device) as peak:
@@ -315,7 +327,8 @@ def format_model(row: dict) -> str:
         if precision in row:
             m = row[precision]
             parts.append(f"{precision} {m['seconds']:.3f} s/image = {100 * m['floor_fraction']:.0f} % of the floor "
-                         f"({m['conv_gflops']:.1f} GFLOP/s), peak {m['peak_bytes'] / MIB:.1f} MiB")
+                         f"({m['conv_gflops']:.1f} GFLOP/s); from a fresh heap {m['fresh_heap_seconds']:.3f} s = "
+                         f"{100 * m['fresh_heap_floor_fraction']:.0f} %, peak {m['peak_bytes'] / MIB:.1f} MiB")
     parts.append(f"memory per pixel: traced {row['traced_bytes_per_pixel']:.0f} B, "
                  f"estimated {row['estimated_bytes_per_pixel']:.0f} B")
     if "nchw_posterior_seconds" in row:

@@ -28,6 +28,7 @@ from imagefiles.formats import IMAGE_SUFFIXES
 from virnet.api import PosteriorSamples, Restoration, load_for_task, memory_estimate, restore, sample_posterior
 from virnet.devices import resolve_device
 from virnet.errors import EXIT_FAILED, VirnetError, error_line, one_line
+from virnet.heap import reuse_freed_memory
 from virnet.image_io import ImageData, ImageTooLarge, check_encodable, list_images, read_image, write_image
 from virnet.tiled_posterior import tile_side
 
@@ -49,7 +50,7 @@ def run_restore(args: argparse.Namespace) -> int:
     check_writable([path for _, out in pending for path in _restore_targets(out, args)], args.overwrite)
     failures = written = 0
     try:
-        with created_folders() as make_folder:
+        with created_folders() as make_folder, reuse_freed_memory():  # one image's pages serve the next
             for source, target in tqdm(pending, desc="restoring", unit="image", disable=None, file=sys.stderr):
                 try:
                     data = _read(source, guide, args)

@@ -155,8 +155,7 @@ class VIRNetGuide(nn.Module):
         y: B×C×h×w; degradation: β at B×Cσ×h×w (and η, m for SR) -> µ: B×C×(h·s)×(w·s).
         """
         upsampled = upsample_nearest(y, self.model_config.scale)
-        cond = self._conditioning_maps(degradation, upsampled.shape[-2:])
-        return self.rnet(upsampled, cond).float()
+        return self.rnet(upsampled, self._conditioning_maps(degradation)).float()
 
     def posterior(self, y: torch.Tensor, y_kernel: torch.Tensor | None = None) -> PosteriorParams:
         """y: B×C×h×w -> the guide's parameters (µ at B×C×(h·s)×(w·s)); y_kernel as in
@@ -165,16 +164,17 @@ class VIRNetGuide(nn.Module):
         mu = self.restoration_mean(y, estimate)
         return PosteriorParams(mu=mu, beta=estimate.beta, eta=estimate.eta, m=estimate.m)
 
-    def _conditioning_maps(self, degradation: Degradation, size) -> torch.Tensor | None:
-        """The degradation estimate as B×cond×H×W maps at the restored image's size: the
-        kernel (η1, η2, m) as constant maps, then √β (nearest-upsampled), as the public
-        forward pass orders them."""
+    def _conditioning_maps(self, degradation: Degradation) -> torch.Tensor | None:
+        """The degradation estimate as RNet's conditioning maps: the kernel (η1, η2, m), then
+        √β, as the public forward pass orders them. For SR every map is constant over the
+        image (one kernel, and i.i.d. noise: SNet's β is its image average), so they are
+        B×cond×1×1 and RNet broadcasts them; for denoising √β is the B×Cσ×H×W map."""
         maps = []
         if self.on_kernel:
-            kernel_code = torch.cat([degradation.eta, degradation.m[:, None]], dim=1)  # B×3
-            maps.append(kernel_code[:, :, None, None].expand(-1, -1, *size))
+            maps.append(torch.cat([degradation.eta, degradation.m[:, None]], dim=1)[:, :, None, None])  # B×3×1×1
         if self.on_sigma:
-            maps.append(upsample_nearest(degradation.beta.sqrt(), self.model_config.scale))
+            beta = degradation.beta[..., :1, :1] if self.model_config.has_kernel else degradation.beta
+            maps.append(beta.sqrt())
         if not maps:
             return None
         cond = torch.cat(maps, dim=1)

@@ -20,6 +20,10 @@ A residual block is pre-activation: h = conv1(lrelu(x·m1 + a1)), out = x + conv
 + a2)), with (m_k, a_k) = ``sft{k}``(cond) from 1×1 convs (m_k = 1, a_k = 0 without
 conditioning). Inputs are reflect-padded at the bottom/right to a multiple of
 2^(len(widths) − 1) and the output cropped back.
+
+A cond map that is constant over the image (SR: one kernel, i.i.d. noise) may be passed as
+B×K×1×1: the modulations are then computed once per image and broadcast, which gives the
+same µ as the full map without running the 1×1 convs at every pixel.
 """
 
 from collections.abc import Sequence
@@ -66,12 +70,13 @@ class _ResBlock(nn.Module):
         h = x
         if self.conditioned:
             multiplier, shift = self.sft1(cond)
-            h = h * multiplier + shift
+            h = torch.addcmul(shift, h, multiplier)
         h = self.conv1(F.leaky_relu(h, LEAKY_SLOPE))
         if self.conditioned:
             multiplier, shift = self.sft2(cond)
-            h = h * multiplier + shift
-        return x + self.conv2(F.leaky_relu(h, LEAKY_SLOPE))
+            h = torch.addcmul(shift, h, multiplier)
+        # h is a fresh tensor here, so the activation and the residual sum can reuse its memory.
+        return self.conv2(F.leaky_relu(h, LEAKY_SLOPE, inplace=True)).add_(x)
 
 
 class _DownStage(nn.Module):
@@ -175,21 +180,27 @@ class RNet(nn.Module):
             return
         if cond is None:
             raise ValueError(f"RNet with conditioning {self.conditioning!r} needs a cond map, got None")
-        expected = (x.shape[0], self.cond_channels, *x.shape[-2:])
-        if tuple(cond.shape) != expected:
-            raise ValueError(f"cond must have shape {expected}, got {tuple(cond.shape)}")
+        expected = [(x.shape[0], self.cond_channels, *size) for size in (x.shape[-2:], (1, 1))]
+        if tuple(cond.shape) not in expected:
+            raise ValueError(f"cond must have shape {expected[0]} or {expected[1]}, got {tuple(cond.shape)}")
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
-        """x: B×C×H×W, cond: B×K×H×W (None for "none") → µ: B×out_channels×H×W."""
+        """x: B×C×H×W, cond: B×K×H×W or, constant over the image, B×K×1×1 (None for "none")
+        → µ: B×out_channels×H×W."""
         self._check_cond(x, cond)
         height, width = x.shape[-2:]
+        constant = cond is not None and cond.shape[-2:] == (1, 1)
         h = _pad_to_multiple(x, self.multiple)
-        cond_p = _pad_to_multiple(cond, self.multiple) if self.cond_channels else None
-        h = self.head(torch.cat([h, cond_p], dim=1) if self.cond_at_input else h)
+        cond_p = _pad_to_multiple(cond, self.multiple) if self.cond_channels and not constant else cond
+        if self.cond_at_input:
+            h = torch.cat([h, cond_p.expand(-1, -1, *h.shape[-2:])], dim=1)
+        h = self.head(h)
 
         skips = []
         for stage in self.down_path:
-            level_cond = F.interpolate(cond_p, size=h.shape[-2:], mode="nearest") if self.cond_in_blocks else None
+            level_cond = None
+            if self.cond_in_blocks:
+                level_cond = cond_p if constant else F.interpolate(cond_p, size=h.shape[-2:], mode="nearest")
             h, before_down = stage(h, level_cond)
             skips.append(before_down)
         for stage, skip in zip(self.up_path, reversed(skips[:-1])):

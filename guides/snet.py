@@ -56,10 +56,10 @@ class SNet(nn.Module):
         if depth < 2:
             raise ValueError(f"SNet depth must be at least 2, got {depth}")
         self.conv1 = _conv3x3(in_channels, features)
-        self.relu = nn.LeakyReLU(LEAKY_SLOPE)
+        self.relu = nn.LeakyReLU(LEAKY_SLOPE, inplace=True)
         middle: list[nn.Module] = []
         for _ in range(depth - 2):
-            middle += [_conv3x3(features, features), nn.LeakyReLU(LEAKY_SLOPE)]
+            middle += [_conv3x3(features, features), nn.LeakyReLU(LEAKY_SLOPE, inplace=True)]
         self.mid_layer = nn.Sequential(*middle)
         self.conv_last = _conv3x3(features, out_channels)
         self.global_average = global_average

@@ -75,6 +75,22 @@ def test_restore_a_folder_mirrors_its_tree_into_the_output_folder(run, denoiser,
     assert stdout.count("model check") == 2
 
 
+def test_a_folder_restore_keeps_freed_memory_from_one_image_to_the_next(run, denoiser, tmp_path, monkeypatch):
+    import cli.restoring
+    from virnet import heap
+
+    depth_at_each_restore = []
+    original = cli.restoring.restore
+    monkeypatch.setattr(cli.restoring, "restore",
+                        lambda *a, **k: depth_at_each_restore.append(heap._depth) or original(*a, **k))
+    source = tmp_path / "in"
+    source.mkdir()
+    for seed in range(3):
+        iio.imwrite(source / f"{seed}.png", rgb(seed=seed))
+    status, _, _ = run("restore", source, "-o", tmp_path / "out", "--model", denoiser)
+    assert status == 0 and depth_at_each_restore == [1, 1, 1] and heap._depth == 0
+
+
 def test_super_resolution_with_sigma_and_kernel_outputs(run, photo, upscaler, tmp_path):
     out = tmp_path / "big.png"
     argv = ("restore", photo, "-o", out, "--model", upscaler, "--task", "sr", "--scale", "2")

@@ -149,8 +149,18 @@ def test_sr_restoration_reads_the_kernel_then_the_noise_level_as_constant_maps()
     guide.restoration_mean(y, estimate)
     upsampled, cond = seen[0]
     assert torch.equal(upsampled, torch.nn.functional.interpolate(y, scale_factor=3, mode="nearest"))
-    expected = torch.tensor([2.0, 3.0, 0.5, 0.2])[None, :, None, None].expand(1, 4, 15, 18)
-    assert torch.allclose(cond, expected)
+    assert cond.shape == (1, 4, 1, 1)  # constant over the image: RNet broadcasts it
+    assert torch.allclose(cond, torch.tensor([2.0, 3.0, 0.5, 0.2])[None, :, None, None])
+
+
+def test_sr_restoration_equals_rnet_on_the_full_constant_maps():
+    guide = VIRNetGuide(sr_config(2), GuideConfig(**{**TINY_GUIDE.to_dict(), "conditioning": "both"})).eval()
+    y = torch.rand(2, 3, 7, 9)
+    estimate = guide.degradation(y)
+    full = torch.cat([estimate.eta, estimate.m[:, None], estimate.beta[:, :, 0, 0].sqrt()], dim=1)
+    full = full[:, :, None, None].expand(-1, -1, 14, 18)
+    upsampled = torch.nn.functional.interpolate(y, scale_factor=2, mode="nearest")
+    assert torch.allclose(guide.restoration_mean(y, estimate), guide.rnet(upsampled, full), atol=1e-6)
 
 
 @pytest.mark.parametrize(

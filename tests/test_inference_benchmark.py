@@ -21,8 +21,10 @@ def test_runs_on_tiny_checkpoints_and_reports_every_section(tmp_path, capsys):
     assert inference.main(argv) == 0
     out = capsys.readouterr().out
     assert re.search(r"floor: 3×3 conv 64→64 channels_last: fp32 [\d.]+ GFLOP/s, bf16 [\d.]+ GFLOP/s", out)
-    rows = re.findall(r"fp32 ([\d.]+) s/image = (\d+) % of the floor \(([\d.]+) GFLOP/s\), peak (-?[\d.]+) MiB", out)
-    assert len(rows) == 2 and all(float(seconds) > 0 and float(rate) > 0 for seconds, _, rate, _ in rows)
+    rows = re.findall(r"fp32 ([\d.]+) s/image = (\d+) % of the floor \(([\d.]+) GFLOP/s\); "
+                      r"from a fresh heap ([\d.]+) s = \d+ %, peak (-?[\d.]+) MiB", out)
+    assert len(rows) == 2 and all(float(kept) > 0 and float(rate) > 0 and float(fresh) > 0
+                                  for kept, _, rate, fresh, _ in rows)
     assert "input 64x64" in out and "input 32x32" in out and "posterior NCHW" in out
     result = json.loads(report.read_text())
     large = result["large"]
@@ -33,6 +35,8 @@ def test_runs_on_tiny_checkpoints_and_reports_every_section(tmp_path, capsys):
     for row in result["models"]:
         assert row["fp32"]["floor_fraction"] == pytest.approx(
             row["gflops"] / row["fp32"]["conv_gflops"] / row["fp32"]["seconds"])
+        assert row["fp32"]["fresh_heap_floor_fraction"] == pytest.approx(
+            row["gflops"] / row["fp32"]["conv_gflops"] / row["fp32"]["fresh_heap_seconds"])
 
 
 def test_training_rows_time_both_layouts(tmp_path, capsys, monkeypatch):

@@ -41,6 +41,19 @@ def test_cond_changes_output(mode):
     assert (out_a - out_b).abs().max() > 1e-4
 
 
+@pytest.mark.parametrize("mode", ["input", "down", "both"])
+def test_a_constant_cond_map_may_be_passed_as_one_pixel(mode):
+    net = _small(mode)
+    x = _rand(2, 3, 19, 22)
+    cond = _rand(2, 2, 1, 1, seed=5)
+    assert torch.allclose(net(x, cond), net(x, cond.expand(-1, -1, 19, 22)), atol=1e-6)
+
+
+def test_cond_of_another_size_is_rejected():
+    with pytest.raises(ValueError, match="cond must have shape"):
+        _small("down")(_rand(2, 3, 8, 8), _rand(2, 2, 4, 4))
+
+
 def test_down_mode_uses_cond_only_inside_down_path_blocks():
     net = _small("down")
     assert net.head.in_channels == 3

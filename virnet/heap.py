@@ -1,11 +1,12 @@
-"""Keep freed memory for reuse while many same-sized tiles go through a network on the CPU.
+"""Keep freed memory for reuse while many tiles or images go through a network on the CPU.
 
 glibc's malloc serves every block above 32 MiB (and, at first, above 128 KiB) with a fresh
 mmap and returns it with munmap on free, so each tile's activations are faulted in and
 zeroed page by page again: a 12-megapixel restore spent more system than user time in page
 faults. Inside `reuse_freed_memory()` malloc takes blocks from its heap only (M_MMAP_MAX = 0)
 and keeps freed memory there (a huge M_TRIM_THRESHOLD), so the next tile reuses the pages of
-the previous one; on exit the defaults come back and `malloc_trim` returns the free heap to
+the previous one (`tiled_apply` holds it over an image's tiles, `virnet restore` over a
+folder's images); on exit the defaults come back and `malloc_trim` returns the free heap to
 the system. The settings are process-wide while the context is open. Elsewhere than glibc
 (macOS, musl, Windows) it does nothing.
 """
