@@ -5,6 +5,7 @@ This one operator is used both by the Pyro model's likelihood and by data synthe
 
 import torch
 import torch.nn.functional as F
+from scipy.fft import next_fast_len
 
 from generative.config import DOWNSAMPLERS
 
@@ -15,6 +16,10 @@ def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     x: B×C×H×W; kernel: B×K×K (or 1×K×K, shared by the batch), K odd and K//2 < H, W.
     Returns B×C×H×W. This is a true convolution (the kernel is flipped), so an impulse
     image gives back the kernel itself.
+
+    Computed as a product of spectra (FFT, in float32 or float64): the same operator as a
+    direct convolution up to rounding, and 2-4× faster for the 21×21 kernels of
+    one-image-at-a-time data synthesis (README, "Speed").
     """
     check_image(x)
     if kernel.dim() != 3 or kernel.shape[-1] != kernel.shape[-2] or kernel.shape[-1] % 2 == 0:
@@ -22,14 +27,16 @@ def blur(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     b, c, h, w = x.shape
     if kernel.shape[0] not in (1, b):
         raise ValueError(f"kernel batch {kernel.shape[0]} does not match image batch {b}")
-    size = kernel.shape[-1]
-    r = size // 2
+    r = kernel.shape[-1] // 2
     if r >= h or r >= w:
-        raise ValueError(f"image {h}×{w} is too small for reflect padding of a {size}×{size} kernel")
-    weight = kernel.to(x.dtype).flip(-1, -2).expand(b, size, size)
-    weight = weight.repeat_interleave(c, dim=0).unsqueeze(1)
-    padded = F.pad(x.reshape(1, b * c, h, w), (r, r, r, r), mode="reflect")
-    return F.conv2d(padded, weight, groups=b * c).view(b, c, h, w)
+        raise ValueError(f"image {h}×{w} is too small for reflect padding of a {2 * r + 1}×{2 * r + 1} kernel")
+    dtype = x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+    padded = F.pad(x.to(dtype), (r, r, r, r), mode="reflect")
+    # A circular convolution of at least the padded size; its samples from 2r on see no wrap-around.
+    size = (next_fast_len(h + 2 * r, real=True), next_fast_len(w + 2 * r, real=True))
+    spectrum = torch.fft.rfft2(padded, s=size) * torch.fft.rfft2(kernel.to(dtype), s=size)[:, None]
+    blurred = torch.fft.irfft2(spectrum, s=size)[..., 2 * r : 2 * r + h, 2 * r : 2 * r + w]
+    return blurred.to(x.dtype)
 
 
 def downsample(x: torch.Tensor, scale: int, mode: str = "direct") -> torch.Tensor:
