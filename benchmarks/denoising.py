@@ -30,19 +30,29 @@ def denoising_metrics(output: Output, case: Case) -> dict:
     return {"psnr": psnr_rgb(output.image, case.x), "ssim": ssim_rgb(output.image, case.x)}
 
 
-def denoising_methods(session: Session, guide: VIRNetGuide, mse_guide: VIRNetGuide | None) -> dict[str, Method]:
-    """Selected baselines, the MSE-trained backbone (--mse-model) and VIRNet, in that order."""
+def denoising_methods(
+    session: Session, guide: VIRNetGuide, mse_guide: VIRNetGuide | None, compare_guide: VIRNetGuide | None = None
+) -> dict[str, Method]:
+    """Selected baselines, the MSE-trained backbone (--mse-model), the model to compare with
+    (--compare-model) and VIRNet, in that order."""
     methods = {name: BASELINE_METHODS[name] for name in selected_baselines(session)}
     if mse_guide is not None:
         methods["mse"] = model_method(mse_guide)
+    if compare_guide is not None:
+        methods["compare"] = model_method(compare_guide)
     methods["virnet"] = model_method(guide)
     return methods
 
 
 def add_mse_model_argument(parser: argparse.ArgumentParser) -> None:
+    """--mse-model and --compare-model: more denoisers scored on the same noisy images."""
     parser.add_argument(
         "--mse-model", metavar="NAME|PATH",
         help="the same backbone trained with plain MSE (e.g. from `virnet bench ablation`), scored as 'mse'",
+    )
+    parser.add_argument(
+        "--compare-model", metavar="NAME|PATH",
+        help="another denoiser (e.g. the previous default's weights) scored beside --model as 'compare'",
     )
 
 
@@ -61,7 +71,9 @@ def run_denoising(
     spec = args.model or model
     guide = load_for_task(spec, "denoise", None, session.device)
     mse_guide = load_for_task(args.mse_model, "denoise", None, session.device) if args.mse_model else None
-    methods = denoising_methods(session, guide, mse_guide)
+    compare = getattr(args, "compare_model", None)
+    compare_guide = load_for_task(compare, "denoise", None, session.device) if compare else None
+    methods = denoising_methods(session, guide, mse_guide, compare_guide)
     rows, figure = [], []
     for key, _, cases in settings:
         setting_rows, outputs = score_setting(key, cases, methods, denoising_metrics)
@@ -77,5 +89,7 @@ def run_denoising(
     described = describe_guide(spec, guide)
     if mse_guide is not None:
         described += f"; mse: {describe_guide(args.mse_model, mse_guide)}"
+    if compare_guide is not None:
+        described += f"; compare: {describe_guide(compare, compare_guide)}"
     known = {r["key"] for r in rows}
     return session.finish(title, described, rows, {k: v for k, v in paper.items() if k in known})

@@ -1,6 +1,7 @@
 """Tables 5, 15, 16: blind SR with 7 Gaussian kernels × noise {0.1, 2.55, 7.65} × scale {2, 3, 4}.
 
-    virnet bench sr --data DIR [--model NAME|PATH ...] [--scales 2 3 4] [--noises 0.1 2.55 7.65] ...
+    virnet bench sr --data DIR [--model NAME|PATH ...] [--compare-model NAME|PATH ...] [--scales 2 3 4]
+        [--noises 0.1 2.55 7.65] ...
     python -m benchmarks.sr (same arguments)
 
 HR images are cropped to a multiple of s; LR = clip(bicubic↓s(x ∗ k)) with a reflect-padded
@@ -10,7 +11,8 @@ noise), images in sorted order. PSNR/SSIM on the Y channel (MATLAB rgb2ycbcr) wi
 crop of s² pixels (DESIGN.md: reproduces the published bicubic baseline), LPIPS (AlexNet) on
 RGB when its weights are on disk. --model takes one model per scale (read from the file);
 without it the embedded "sr-x{s}" are used where they exist; a scale without a model scores
-the baselines only and marks VIRNet "n/a".
+the baselines only and marks VIRNet "n/a". --compare-model scores other models (one per scale)
+the same way, as "compare": old and new weights side by side on the same cases.
 """
 
 from __future__ import annotations
@@ -65,6 +67,10 @@ def add_arguments(parser) -> None:
     protocol.add_common_arguments(
         parser, NAME, models="many", baseline_choices=("bicubic",), default_baselines=("bicubic",)
     )
+    parser.add_argument(
+        "--compare-model", nargs="+", metavar="NAME|PATH",
+        help="other models (at most one per scale, e.g. the previous defaults) scored beside --model as 'compare'",
+    )
     parser.add_argument("--scales", nargs="+", type=int, choices=SCALES, default=list(SCALES))
     parser.add_argument("--noises", nargs="+", type=float, default=list(NOISES), help="noise stds in /255 units")
 
@@ -72,16 +78,21 @@ def add_arguments(parser) -> None:
 def models_by_scale(args, device) -> dict[int, tuple[str, VIRNetGuide]]:
     """{scale: (spec, guide)} from --model (each file says its scale) or the embedded defaults."""
     if args.model:
-        found = {}
-        for spec in args.model:
-            guide = load_for_task(spec, "sr", None, device)
-            scale = guide.model_config.scale
-            if scale in found:
-                raise ValueError(f"two models for ×{scale}: {found[scale][0]} and {spec}")
-            found[scale] = (spec, guide)
-        return found
+        return _by_scale(args.model, device)
     names = embedded_models()
     return {s: (f"sr-x{s}", load_for_task(f"sr-x{s}", "sr", s, device)) for s in SCALES if f"sr-x{s}" in names}
+
+
+def _by_scale(specs: list[str], device) -> dict[int, tuple[str, VIRNetGuide]]:
+    """{scale: (spec, guide)} of model files or names, each of which says its scale."""
+    found = {}
+    for spec in specs:
+        guide = load_for_task(spec, "sr", None, device)
+        scale = guide.model_config.scale
+        if scale in found:
+            raise ValueError(f"two models for ×{scale}: {found[scale][0]} and {spec}")
+        found[scale] = (spec, guide)
+    return found
 
 
 def sr_cases(images, scale: int, kernel: torch.Tensor, noise: float, seed: int) -> list[protocol.Case]:
@@ -150,10 +161,15 @@ def run(args) -> int:
         raise ValueError(f"--noises must be non-negative, got {args.noises}")
     session = protocol.start(args)
     models = models_by_scale(args, session.device)
+    compared = _by_scale(args.compare_model or [], session.device)
     baselines = {name: protocol.BASELINE_METHODS[name] for name in protocol.selected_baselines(session)}
     rows, averages, figure = [], [], []
     for scale in args.scales:
-        methods = {**baselines, **({"virnet": protocol.model_method(models[scale][1])} if scale in models else {})}
+        methods = dict(baselines)
+        if scale in compared:
+            methods["compare"] = protocol.model_method(compared[scale][1])
+        if scale in models:
+            methods["virnet"] = protocol.model_method(models[scale][1])
         scale_rows, scale_figure = score_scale(session, scale, methods)
         rows += scale_rows
         figure += scale_figure
@@ -171,6 +187,8 @@ def run(args) -> int:
     if unused:
         session.notes.append(f"Models for {', '.join(f'×{s}' for s in unused)} not scored: not in --scales.")
     model = "; ".join(f"×{s}: " + (protocol.describe_guide(*models[s]) if s in models else "n/a") for s in args.scales)
+    if compared:
+        model += "; compare: " + "; ".join(f"×{s}: {protocol.describe_guide(*compared[s])}" for s in sorted(compared))
     rows = averages + rows
     known = {r["key"] for r in rows}
     session.finish(TITLE, model, rows, {k: v for k, v in paper_numbers().items() if k in known})

@@ -49,10 +49,11 @@ def quick_arguments(name: str, weights) -> list[str]:
     """The quick command of each protocol: tiny models, the sanity pseudo-methods, no BM3D."""
     denoiser, upscaler = str(weights["denoise"]), str(weights["sr"])
     return {
-        "denoise-niid": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
+        "denoise-niid": ["--model", denoiser, "--compare-model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
         "denoise-iid": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
         "denoise-real": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
-        "sr": ["--model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity", "ground-truth"],
+        "sr": ["--model", upscaler, "--compare-model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity",
+               "ground-truth"],
         "noise-estimation": ["--model", denoiser, "--baselines", "skimage", "ground-truth"],
         "calibration": ["--model", denoiser, upscaler],
         "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "constant", "ground-truth"],
@@ -132,6 +133,14 @@ def test_paper_numbers_sit_next_to_ours(quick):
     assert sr_paper["x4/avg/noise0.1/bicubic"]["psnr"] == 24.54
     assert quick("kernel-estimation")[0]["paper"]["avg/noise2.55/virnet"] == {"kernel_mse": 0.89e-5}
     assert "not on this dataset" in " ".join(quick("denoise-niid")[0]["notes"])
+
+
+@pytest.mark.parametrize("name, key", [("denoise-niid", "case2"), ("sr", "x4/avg/noise2.55")])
+def test_compare_model_is_scored_beside_the_model_on_the_same_cases(quick, name, key):
+    result = quick(name)[0]
+    rows = rows_by_key(result)
+    assert rows[f"{key}/compare"]["psnr"] == rows[f"{key}/virnet"]["psnr"]  # the same tiny model twice
+    assert "compare: " in result["model"]
 
 
 def test_sr_marks_scales_without_a_model_and_lpips_without_weights(quick):
