@@ -16,3 +16,28 @@ def test_each_embedded_default_is_the_model_its_name_says():
     for name in names:
         cfg = models.load_model(name).model_config
         assert models.default_model_name(cfg.task, cfg.scale) == name
+
+
+def test_a_training_checkpoint_loads_as_the_guide_it_holds(tmp_path):
+    import imageio.v3 as iio
+    import numpy as np
+    import torch
+
+    from cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(3):
+        iio.imwrite(photos / f"p{i}.png", (rng.random((40, 40, 3)) * 255).astype(np.uint8))
+    tiny = ["guide.snet_features=8", "guide.snet_depth=3", "guide.rnet_widths=[8, 16]", "guide.rnet_blocks=1",
+            "data.patch_size=32", "data.batch_size=2", "data.workers=0", "data.val_images=1", "run.checkpoint_every=2"]
+    run = tmp_path / "run"
+    assert main(["train", "--config", "denoise-niid-cpu", "--data", str(photos), "--out", str(run), "--steps", "2",
+                 "--no-progress", *tiny]) == 0
+    from_checkpoint = models.load_model(run / "checkpoints" / "ckpt_00000002.safetensors")
+    exported = models.load_model(run / "model.safetensors")
+    assert from_checkpoint.guide_config == exported.guide_config
+    assert from_checkpoint.model_config == exported.model_config
+    exported_state = exported.state_dict()
+    assert all(torch.equal(tensor, exported_state[name]) for name, tensor in from_checkpoint.state_dict().items())

@@ -4,8 +4,9 @@ A model is the pair ``<name>.safetensors`` (the `VIRNetGuide` state_dict) and ``
 (metadata: {"format": WEIGHTS_FORMAT, "model_config": ..., "guide_config": ..., "training":
 ...}), as written by training with `training.checkpoint.save_weights`. Nothing is unpickled:
 a torch.save file is refused. Defaults live in ``virnet/weights/`` (package data) under names
-such as "denoise", "sr-x2", "sr-x4". `import_official` converts the authors' released
-checkpoints (`virnet.official`) into this format.
+such as "denoise", "sr-x2", "sr-x4". A training checkpoint (``RUN/checkpoints/ckpt_*``)
+loads as the guide it holds, so a run can be evaluated before it ends. `import_official`
+converts the authors' released checkpoints (`virnet.official`) into this format.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 
 from generative.config import ModelConfig
 from guides.guide import GuideConfig, VIRNetGuide
-from training.checkpoint import WEIGHTS_FORMAT, load_weights, save_weights
+from training.checkpoint import CHECKPOINT_FORMAT, WEIGHTS_FORMAT, load_checkpoint, load_weights, save_weights
 from virnet import official
 from virnet.errors import VirnetError
 
@@ -67,15 +68,18 @@ def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> 
     """A trained guide, in eval mode with gradients off, on `device`, its weights in
     channels_last memory format (what `virnet.tiled_posterior` runs them in).
 
-    path_or_name: a ``.safetensors`` file (with its ``.json`` beside it) or the name of an
-    embedded default ("denoise", "sr-x4", ...; see `embedded_models`). The guide's
-    `model_config` and `guide_config` come from the JSON metadata.
+    path_or_name: a ``.safetensors`` file (with its ``.json`` beside it; exported weights or
+    a training checkpoint) or the name of an embedded default ("denoise", "sr-x4", ...; see
+    `embedded_models`). The guide's `model_config` and `guide_config` come from the JSON
+    metadata (a checkpoint's: from the run's config).
     Raises VirnetError (one line, naming the file) for a missing, corrupted, pickled or
     inconsistent model file, or one whose weights hold NaN or infinite values.
     """
     path = resolve_weights(path_or_name)
     try:
         state, metadata = load_weights(path, device=device)
+        if isinstance(metadata, dict) and metadata.get("format") == CHECKPOINT_FORMAT:
+            state, metadata = _checkpoint_guide(path, device)
     except ValueError as error:
         raise VirnetError(f"cannot load model {path}: {error}") from None
     broken = [name for name, tensor in state.items() if tensor.is_floating_point() and not tensor.isfinite().all()]
@@ -93,6 +97,18 @@ def load_model(path_or_name: str | Path, device: str | torch.device = "cpu") -> 
             f"cannot load model {path}: weights do not match the configuration in its JSON ({detail})"
         ) from None
     return guide.to(device, memory_format=torch.channels_last).eval().requires_grad_(False)
+
+
+def _checkpoint_guide(path: Path, device) -> tuple[dict[str, torch.Tensor], dict]:
+    """(the guide's state_dict, weights metadata) of a training checkpoint."""
+    state = load_checkpoint(path, device)
+    config = state.get("config")
+    if not isinstance(config, dict) or not all(isinstance(config.get(k), dict) for k in ("model", "guide")):
+        raise ValueError("the checkpoint holds no model and guide configuration")
+    training = {"preset": config.get("name"), "step": state["step"], "checkpoint": True}
+    metadata = {"format": WEIGHTS_FORMAT, "model_config": config["model"], "guide_config": config["guide"],
+                "training": training}
+    return state["model"], metadata
 
 
 def _build_guide(metadata: dict, path: Path) -> VIRNetGuide:
