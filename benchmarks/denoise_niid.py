@@ -38,7 +38,7 @@ PAPER = {
 
 def add_arguments(parser) -> None:
     protocol.add_common_arguments(parser, NAME, baseline_choices=("nlm", "bm3d"), default_baselines=("nlm", "bm3d"))
-    denoising.add_mse_model_argument(parser)
+    denoising.add_other_model_arguments(parser)
 
 
 @functools.lru_cache(maxsize=16)

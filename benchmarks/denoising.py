@@ -44,7 +44,7 @@ def denoising_methods(
     return methods
 
 
-def add_mse_model_argument(parser: argparse.ArgumentParser) -> None:
+def add_other_model_arguments(parser: argparse.ArgumentParser) -> None:
     """--mse-model and --compare-model: more denoisers scored on the same noisy images."""
     parser.add_argument(
         "--mse-model", metavar="NAME|PATH",
@@ -71,7 +71,7 @@ def run_denoising(
     spec = args.model or model
     guide = load_for_task(spec, "denoise", None, session.device)
     mse_guide = load_for_task(args.mse_model, "denoise", None, session.device) if args.mse_model else None
-    compare = getattr(args, "compare_model", None)
+    compare = args.compare_model
     compare_guide = load_for_task(compare, "denoise", None, session.device) if compare else None
     methods = denoising_methods(session, guide, mse_guide, compare_guide)
     rows, figure = [], []
