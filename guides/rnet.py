@@ -191,7 +191,9 @@ class RNet(nn.Module):
         height, width = x.shape[-2:]
         constant = cond is not None and cond.shape[-2:] == (1, 1)
         h = _pad_to_multiple(x, self.multiple)
-        cond_p = _pad_to_multiple(cond, self.multiple) if self.cond_channels and not constant else cond
+        cond_p = None
+        if self.cond_channels:
+            cond_p = cond if constant else _pad_to_multiple(cond, self.multiple)
         if self.cond_at_input:
             h = torch.cat([h, cond_p.expand(-1, -1, *h.shape[-2:])], dim=1)
         h = self.head(h)
