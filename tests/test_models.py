@@ -1,5 +1,9 @@
 """virnet/models.py: the embedded default models shipped in virnet/weights/."""
 
+import torch
+
+from cli import main
+from tests.helpers import write_random_photos
 from virnet import models
 
 WEIGHTS_BUDGET_BYTES = 40 * 10**6  # issue 12: the package's weights, all of them, at most 40 MB
@@ -19,17 +23,7 @@ def test_each_embedded_default_is_the_model_its_name_says():
 
 
 def test_a_training_checkpoint_loads_as_the_guide_it_holds(tmp_path):
-    import imageio.v3 as iio
-    import numpy as np
-    import torch
-
-    from cli import main
-
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(3):
-        iio.imwrite(photos / f"p{i}.png", (rng.random((40, 40, 3)) * 255).astype(np.uint8))
+    photos = write_random_photos(tmp_path / "photos", count=3, side=40)
     tiny = ["guide.snet_features=8", "guide.snet_depth=3", "guide.rnet_widths=[8, 16]", "guide.rnet_blocks=1",
             "data.patch_size=32", "data.batch_size=2", "data.workers=0", "data.val_images=1", "run.checkpoint_every=2"]
     run = tmp_path / "run"
