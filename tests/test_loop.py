@@ -123,6 +123,19 @@ def test_a_run_killed_mid_way_resumes_to_the_same_step_count(photos, tmp_path):
     assert load_weights(tmp_path / "model.safetensors")[1]["training"]["step"] == steps
 
 
+def test_the_wall_time_is_summed_over_resumes(photos, tmp_path, monkeypatch):
+    def clock(start, later):  # time.monotonic: `start` at the run's first reading, `later` after it
+        readings = iter([start])
+        return lambda: next(readings, later)
+
+    monkeypatch.setattr(loop.time, "monotonic", clock(100.0, 107.0))
+    train(load_config("denoise-niid-cpu", TINY + ["optim.steps=5"]), photos, tmp_path, progress=False)
+    assert load_checkpoint(latest_checkpoint(tmp_path / "checkpoints"))["wall_seconds"] == 7.0
+    monkeypatch.setattr(loop.time, "monotonic", clock(1000.0, 1003.0))
+    result = train(load_config("denoise-niid-cpu", TINY + ["optim.steps=10"]), photos, tmp_path, resume=True, progress=False)
+    assert load_weights(result.weights)[1]["training"]["wall_seconds"] == 10.0
+
+
 def test_a_non_finite_elbo_stops_with_the_step_and_term_and_keeps_the_last_good_checkpoint(
     photos, tmp_path, monkeypatch
 ):

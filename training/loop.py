@@ -67,10 +67,15 @@ def warmup_cosine(step: int, warmup: int, total: int, lr: float, lr_min: float) 
     return (lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * progress))) / lr
 
 
-def weights_metadata(config: TrainConfig, step: int, metrics: dict, init: Path | None = None) -> dict:
+def weights_metadata(
+    config: TrainConfig, step: int, metrics: dict, init: Path | None = None, wall_seconds: float | None = None
+) -> dict:
     """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it.
-    ``init``: the weights the run started from (fine-tuning), recorded when given."""
+    ``init``: the weights the run started from (fine-tuning), recorded when given.
+    ``wall_seconds``: the run's wall-clock time, summed over its resumes, when known."""
     training = {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()}
+    if wall_seconds is not None:
+        training["wall_seconds"] = round(wall_seconds, 1)
     if init is not None:
         training["init"] = str(init)
     return {
@@ -234,6 +239,7 @@ def train(
     weights and takes its architecture; the optimizer starts fresh. A checkpoint found
     with ``resume`` takes precedence.
     """
+    started = time.monotonic()
     init_state = None
     if init is not None:
         config, init_state = initial_weights(config, init)
@@ -258,7 +264,7 @@ def train(
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: warmup_cosine(s, optim.warmup_steps, optim.steps, optim.lr, optim.lr_min)
     )
-    step, metrics = 0, {}
+    step, metrics, earlier_seconds = 0, {}, 0.0
     found = None
     if resume:
         point = resume_point(checkpoints, config, device)
@@ -271,6 +277,7 @@ def train(
         scheduler.load_state_dict(state["scheduler"])
         restore_rng(state["rng"])
         step, metrics = state["step"], state["metrics"]
+        earlier_seconds = state.get("wall_seconds", 0.0)  # absent in checkpoints written before it was recorded
     elif init_state is not None:
         guide.load_state_dict(init_state)
 
@@ -293,6 +300,9 @@ def train(
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp and device.type == "cuda")
     last_checkpoint = found
 
+    def wall_seconds() -> float:
+        return earlier_seconds + time.monotonic() - started
+
     def checkpoint() -> Path:
         state = {
             "model": guide.state_dict(),
@@ -301,6 +311,7 @@ def train(
             "rng": capture_rng(),
             "config": config.to_dict(),
             "metrics": metrics,
+            "wall_seconds": wall_seconds(),
         }
         return save_checkpoint(checkpoints, step, state, keep=config.run.keep_checkpoints)
 
@@ -361,7 +372,7 @@ def train(
 
     weights = out / "model.safetensors"
     if is_writer:
-        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics, init))
+        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics, init, wall_seconds()))
     return TrainResult(step=step, weights=weights, metrics=metrics)
 
 
