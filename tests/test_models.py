@@ -1,12 +1,21 @@
 """virnet/models.py: the embedded default models shipped in virnet/weights/."""
 
+import imageio.v3 as iio
+import numpy as np
+import pytest
 import torch
 
 from cli import main
 from tests.helpers import write_random_photos
+from training.images import read_image
 from virnet import models
 
 WEIGHTS_BUDGET_BYTES = 40 * 10**6  # issue 12: the package's weights, all of them, at most 40 MB
+SHIPPED = ["denoise", "sr-x2", "sr-x3", "sr-x4"]  # issue 12: the four embedded defaults
+
+
+def test_the_four_defaults_ship_in_the_package():
+    assert models.embedded_models() == SHIPPED
 
 
 def test_the_shipped_weights_fit_the_package_budget():
@@ -15,11 +24,17 @@ def test_the_shipped_weights_fit_the_package_budget():
 
 
 def test_each_embedded_default_is_the_model_its_name_says():
-    names = models.embedded_models()
-    assert "denoise" in names
-    for name in names:
+    for name in models.embedded_models():
         cfg = models.load_model(name).model_config
         assert models.default_model_name(cfg.task, cfg.scale) == name
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_restore_task_sr_works_out_of_the_box_at_each_scale(scale, tmp_path):
+    photo, out = tmp_path / "small.png", tmp_path / "big.png"
+    iio.imwrite(photo, np.random.default_rng(0).integers(0, 256, (20, 18, 3), dtype=np.uint8))
+    assert main(["restore", str(photo), "-o", str(out), "--task", "sr", "--scale", str(scale), "--device", "cpu"]) == 0
+    assert read_image(out).shape == (3, 20 * scale, 18 * scale)
 
 
 def test_a_training_checkpoint_loads_as_the_guide_it_holds(tmp_path):
