@@ -15,6 +15,10 @@ Scores, per method:
 - r_lambda1, r_lambda2, r_rho: Pearson's r between estimated and true parameter over all
   cases of a noise level (the "avg" rows). A kernel MSE alone cannot tell an estimator from
   a constant guess; a constant scores r = 0 however well placed it is.
+- image_share_lambda1, image_share_lambda2: the share of the variance of the log error
+  log(λ̂²/λ²) over all cases that is a per-image offset (the variance of each image's mean
+  log error, over the total). Near 1: the estimate errs by how the photo looks, the same for
+  every kernel (fine texture read as sharpness, defocus as blur); near 0: by kernel or noise.
 
 Baselines: "delta", the no-blur kernel; "constant", the best constant kernel for the
 training kernel distribution (the Λ whose kernel image has the least mean squared error to
@@ -48,6 +52,7 @@ KERNEL_SETS = ("anisotropic", "all", "random")
 PAPER = {"avg/noise2.55/virnet": {"kernel_mse": 0.89e-5}}  # Table 9, DIV2K20, the 4 anisotropic kernels
 CONSTANT_DRAWS = 2048  # kernels drawn from the training distribution to fit the best constant
 CONSTANT_SEED = 0
+MIN_LAMBDA2 = 1e-12  # HR pixels²: stands in for a zero λ² in log errors
 
 
 def add_arguments(parser) -> None:
@@ -97,6 +102,21 @@ def constant_for(scale: int):
     return lambda case: _kernel_output(best_constant_lambda(scale))
 
 
+def image_share(estimates: torch.Tensor, truths: torch.Tensor, images: list[str]) -> dict[str, float]:
+    """{"image_share_lambda1", "image_share_lambda2"} (module docstring) of n×3 Λ estimates
+    and truths, `images` naming each case's photo; 0 where the log error does not vary. A
+    zero λ² (the delta kernel) counts as λ² = MIN_LAMBDA2."""
+    index = torch.tensor([sorted(set(images)).index(name) for name in images])
+    counts = torch.bincount(index).double()
+    shares = {}
+    for j, name in enumerate(KERNEL_PARAMETERS[:2]):
+        error = (estimates[:, j].double().clamp_min(MIN_LAMBDA2) / truths[:, j].double()).log()
+        image_mean = torch.zeros(len(counts), dtype=torch.double).index_add_(0, index, error) / counts
+        total = error.var(correction=0)
+        shares[f"image_share_{name}"] = float(image_mean[index].var(correction=0) / total) if total > 1e-12 else 0.0
+    return shares
+
+
 def metrics(output: protocol.Output, case: protocol.Case) -> dict:
     errors = (output.kernel_params - case.kernel_params).abs()
     return {"kernel_mse": kernel_mse(output.kernel, case.kernel)} | {
@@ -118,7 +138,7 @@ def kernel_settings(args, images) -> list[tuple[str, list[tuple[str, torch.Tenso
 
 def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], list]:
     """Rows per kernel (fixed kernel sets) and "avg" per method, and the figure rows."""
-    per_method = {label: {"values": [], "estimates": [], "truths": [], "seconds": 0.0} for label in methods}
+    per_method = {label: {"values": [], "estimates": [], "truths": [], "images": [], "seconds": 0.0} for label in methods}
     kernel_rows, figure = [], []
     for index, (label, kernel_images, lam) in enumerate(kernel_settings(args, images)):
         kernel = gaussian_kernel(lam[None, :2], lam[None, 2], KERNEL_SIZE)[0]
@@ -133,6 +153,7 @@ def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], 
                 values.append(metrics(output, case))
                 record["estimates"].append(output.kernel_params)
                 record["truths"].append(lam)
+                record["images"].append(case.name)
                 outputs.setdefault(method, output)
             record["values"] += values
             if label != "random":
@@ -144,7 +165,8 @@ def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], 
     averages = []
     for method, record in per_method.items():
         setting = f"avg/noise{noise:g}"
-        correlations = kernel_correlations(torch.stack(record["estimates"]), torch.stack(record["truths"]))
+        estimates, truths = torch.stack(record["estimates"]), torch.stack(record["truths"])
+        correlations = kernel_correlations(estimates, truths) | image_share(estimates, truths, record["images"])
         row = {"key": f"{setting}/{method}", "setting": setting, "method": method, "kernel": "avg", "noise": noise}
         seconds = record["seconds"] / len(record["values"])
         averages.append({**row, **protocol.average(record["values"]), **correlations, "seconds": seconds})

@@ -179,6 +179,22 @@ def test_kernel_estimation_covers_the_four_anisotropic_kernels_and_the_best_cons
     assert (constant["r_lambda1"], constant["r_lambda2"], constant["r_rho"]) == (0, 0, 0)
     assert constant["kernel_mse"] < delta["kernel_mse"] / 10, "the best constant beats the delta kernel by far"
     assert {"err_lambda1", "err_lambda2", "err_rho", "r_lambda1", "r_lambda2", "r_rho"} <= set(rows["avg/noise2.55/virnet"])
+    for method in ("ground-truth", "delta", "constant"):  # no estimate that ignores the photo errs per photo
+        assert rows[f"avg/noise2.55/{method}"]["image_share_lambda1"] == pytest.approx(0, abs=1e-9), method
+    assert 0 <= rows["avg/noise2.55/virnet"]["image_share_lambda2"] <= 1
+
+
+def test_image_share_tells_an_error_that_follows_the_photo_from_one_that_follows_the_kernel():
+    from benchmarks.kernel_estimation import image_share
+
+    images = ["a", "a", "a", "b", "b", "b"]
+    truths = torch.tensor([[1.0, 2.0, 0.0], [2.0, 3.0, 0.0], [4.0, 5.0, 0.0]]).repeat(2, 1)
+    per_photo = torch.tensor([1.5] * 3 + [0.5] * 3)[:, None]
+    per_kernel = torch.tensor([1.5, 0.5, 1.0] * 2)[:, None]
+    assert image_share(truths * per_photo, truths, images)["image_share_lambda1"] == pytest.approx(1)
+    assert image_share(truths * per_kernel, truths, images)["image_share_lambda2"] == pytest.approx(0)
+    both = image_share(truths * per_photo * per_kernel, truths, images)["image_share_lambda1"]
+    assert 0.1 < both < 0.9
 
 
 @pytest.mark.parametrize("scale", [2, 3])
