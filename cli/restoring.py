@@ -133,7 +133,7 @@ def _read(source: Path, guide, args: argparse.Namespace, draws: int = 0) -> Imag
 
 def _restore_one(source: Path, data: ImageData, guide, args: argparse.Namespace) -> Restoration:
     try:
-        return restore(data, guide, tile=args.tile)
+        return restore(data, guide, tile=args.tile, precision=args.precision)
     except VirnetError as error:
         raise VirnetError(f"cannot restore {source}: {error}") from None
 

@@ -51,7 +51,7 @@ def assert_one_line_error(status, err, fragment):
 
 def test_restore_one_file_writes_the_posterior_mean_in_the_input_format(run, photo, denoiser, tmp_path):
     out = tmp_path / "clean.png"
-    status, stdout, err = run("restore", photo, "-o", out, "--model", denoiser, "--device", "cpu")
+    status, stdout, err = run("restore", photo, "-o", out, "--model", denoiser, "--device", "cpu", "--precision", "fp32")
     assert status == 0 and err == []
     restored = read_image(out)
     assert restored.pixels.shape == (3, 24, 20) and restored.bit_depth == 8
@@ -59,6 +59,16 @@ def test_restore_one_file_writes_the_posterior_mean_in_the_input_format(run, pho
     expected = tiny_guide().posterior(pixels).mu[0].clamp(0, 1)
     assert (restored.pixels - expected).abs().max() <= 0.5 / 255 + 1e-6
     assert "model check: residuals" in stdout and str(out) in stdout
+
+
+def test_restore_computes_in_the_precision_it_is_given(run, photo, denoiser, tmp_path):
+    outputs = {}
+    for precision in ("fp32", "bf16"):
+        outputs[precision] = tmp_path / f"{precision}.png"
+        status, _, err = run("restore", photo, "-o", outputs[precision], "--model", denoiser, "--device", "cpu",
+                             "--precision", precision)
+        assert status == 0 and err == []
+    assert not torch.equal(read_image(outputs["fp32"]).pixels, read_image(outputs["bf16"]).pixels)
 
 
 def test_restore_a_folder_mirrors_its_tree_into_the_output_folder(run, denoiser, tmp_path):
