@@ -280,10 +280,11 @@ def selected_baselines(session: Session) -> list[str]:
 
 def model_method(guide: VIRNetGuide) -> Method:
     """VIRNet (or any guide): µ, σ̂ = √β (channels averaged) and, for SR, the kernel g(Λ)
-    with its Λ."""
+    with its Λ. Always in float32: restore's "auto" is bf16 on CPUs with native bf16, which
+    would make a figure depend on the machine (benchmarks/precision_quality.py compares them)."""
 
     def run(case: Case) -> Output:
-        result = restore(case.y, guide)
+        result = restore(case.y, guide, precision="fp32")
         sigma = result.sigma2_mode[0].mean(dim=0, keepdim=True).sqrt().cpu()
         if result.kernel is None:
             return Output(result.image[0].cpu(), sigma)

@@ -403,3 +403,13 @@ def test_calibration_of_the_truth_based_laws_does_not_depend_on_the_awgn_level(q
                 assert row[column] == pytest.approx(reference[column], rel=1e-4, abs=1e-9)
     # ρ = 0 for the isotropic kernels, the centre of the (symmetric) training law of ρ.
     assert rows["x4/iso0.4/rho/training-law"]["pit_mean"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_the_benchmarks_run_the_model_in_float32_on_any_cpu(monkeypatch):
+    """restore's "auto" precision is bf16 on CPUs with native bf16; a benchmark figure must
+    not depend on which CPU measured it."""
+    precisions, real_restore = [], protocol.restore
+    monkeypatch.setattr(protocol, "restore", lambda *a, **k: precisions.append(k.get("precision")) or real_restore(*a, **k))
+    x = torch.rand(3, 16, 16)
+    output = protocol.model_method(tiny_guide())(protocol.Case("flat", x, x))
+    assert precisions == ["fp32"] and output.image.shape == (3, 16, 16)
