@@ -106,7 +106,8 @@ def image_share(estimates: torch.Tensor, truths: torch.Tensor, images: list[str]
     """{"image_share_lambda1", "image_share_lambda2"} (module docstring) of n×3 Λ estimates
     and truths, `images` naming each case's photo; 0 where the log error does not vary. A
     zero λ² (the delta kernel) counts as λ² = MIN_LAMBDA2."""
-    index = torch.tensor([sorted(set(images)).index(name) for name in images])
+    photo = {name: i for i, name in enumerate(dict.fromkeys(images))}  # name -> its group, built once
+    index = torch.tensor([photo[name] for name in images])
     counts = torch.bincount(index).double()
     shares = {}
     for j, name in enumerate(KERNEL_PARAMETERS[:2]):
