@@ -46,6 +46,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="fine-tune: start from these weights (a .safetensors model or an embedded name) and their "
         "guide architecture; the optimizer starts fresh",
     )
+    parser.add_argument(
+        "--grow-rnet-blocks",
+        type=int,
+        metavar="N",
+        help="with --init: append residual blocks to each RNet stage until it has N; the new ones "
+        "start as the identity, so training starts from the weights' quality",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="SECTION.KEY=VALUE", help="e.g. optim.lr=2e-4")
 
@@ -67,6 +74,8 @@ def run_train(args: argparse.Namespace) -> int:
     out = args.out or Path("runs") / config.name
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} is a file; give a run folder")
+    if args.grow_rnet_blocks is not None and args.init is None:
+        raise ValueError("--grow-rnet-blocks needs --init: the weights whose RNet it grows")
     if args.resume and not out.is_dir():
         raise ValueError(f"nothing to resume: there is no run folder {out}")
     is_writer = distributed_context()[0] == 0
@@ -81,7 +90,8 @@ def run_train(args: argparse.Namespace) -> int:
 
         init = resolve_weights(args.init)
     result = train(
-        config, args.data, out, device=device, resume=args.resume, progress=not args.no_progress, init=init
+        config, args.data, out, device=device, resume=args.resume, progress=not args.no_progress, init=init,
+        grow_rnet_blocks=args.grow_rnet_blocks,
     )
     if is_writer:
         print(f"trained {result.step} steps; weights: {result.weights}")

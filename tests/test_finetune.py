@@ -1,12 +1,15 @@
-"""Fine-tuning (`virnet train --init`): a run starts from given weights and their architecture."""
+"""Fine-tuning (`virnet train --init`): a run starts from given weights and their architecture,
+its RNet optionally grown deeper (`--grow-rnet-blocks`)."""
 
 import json
 
 import imageio.v3 as iio
 import numpy as np
 import pytest
+import torch
 
 from cli import main
+from guides.guide import VIRNetGuide
 from training.checkpoint import load_weights
 from training.config import load_config
 from training.finetune import initial_weights
@@ -78,3 +81,36 @@ def test_cli_fine_tunes_an_embedded_model(photos, tmp_path, capsys):
     assert main(command) == 0
     metadata = json.loads((out / "model.json").read_text())
     assert metadata["training"]["init"].endswith("denoise.safetensors")
+
+
+def test_a_grown_rnet_computes_what_the_weights_did_and_can_learn(trained):
+    config = load_config("denoise-niid-cpu", TINY)
+    original_config, original_state = initial_weights(config, trained)
+    grown_config, grown_state = initial_weights(config, trained, rnet_blocks=3)
+    assert (original_config.guide.rnet_blocks, grown_config.guide.rnet_blocks) == (1, 3)
+    original, grown = (VIRNetGuide(c.model, c.guide) for c in (original_config, grown_config))
+    original.load_state_dict(original_state)
+    grown.load_state_dict(grown_state)
+    x, cond = torch.rand(2, 3, 16, 16), torch.rand(2, grown.rnet.cond_channels, 16, 16)
+    mu = grown.rnet(x, cond)
+    assert torch.equal(mu, original.rnet(x, cond)), "the appended blocks start as the identity"
+    mu.square().sum().backward()
+    new_block = grown.rnet.down_path[0].body[2]
+    assert new_block.conv2.weight.grad.abs().max() > 0, "the new blocks get a gradient from the first step"
+
+
+def test_rnet_blocks_can_be_added_not_removed(trained):
+    config = load_config("denoise-niid-cpu", TINY)
+    with pytest.raises(ValueError, match="already has 1 RNet blocks per stage; blocks can be added, not removed"):
+        initial_weights(config, trained, rnet_blocks=0)
+
+
+def test_cli_grows_rnet_only_with_init(photos, trained, tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "--config", "denoise-niid-cpu", "--data", str(photos), "--out", str(out), "--no-progress",
+              "--steps", "1", *TINY]
+    assert main([*common, "--grow-rnet-blocks", "2"]) == 2
+    assert capsys.readouterr().err.strip() == "virnet: error: --grow-rnet-blocks needs --init: the weights whose RNet it grows"
+    assert not out.exists()
+    assert main([*common, "--init", str(trained), "--grow-rnet-blocks", "2"]) == 0
+    assert json.loads((out / "model.json").read_text())["guide_config"]["rnet_blocks"] == 2

@@ -91,6 +91,16 @@ def test_channels_last_trains_the_same_run(photos, tmp_path):
         train(config, photos, tmp_path / layout, progress=False)
         runs[layout] = [float(r["loss"]) for r in read_log(tmp_path / layout)]
     assert runs["true"] == pytest.approx(runs["false"], rel=1e-3)
+
+
+def test_amp_on_a_cpu_runs_the_svi_step_in_bfloat16(photos, tmp_path):
+    runs = {}
+    for amp in ("false", "true"):
+        config = load_config("sr-x2-cpu", TINY + ["optim.steps=5", f"optim.amp={amp}"])
+        train(config, photos, tmp_path / amp, progress=False)
+        runs[amp] = [float(r["loss"]) for r in read_log(tmp_path / amp)]
+    assert runs["true"] != runs["false"], "bf16 rounding changes the losses: autocast was on"
+    assert runs["true"] == pytest.approx(runs["false"], rel=0.05), "the same run, to bf16 precision"
 def test_clipping_is_per_network_and_reports_the_norm_before_clipping():
     config = load_config("sr-x2-cpu", TINY)
     guide, loss = build_objective(config, torch.device("cpu"), distributed=False)

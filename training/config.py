@@ -73,7 +73,7 @@ class OptimConfig:
     clip: dict = field(default_factory=lambda: {"rnet": 1e3, "snet": 1e2, "knet": 5e2})
     elbo: str = "mc"  # "mc" (Trace_ELBO) or "analytic" (TraceMeanField_ELBO)
     knet_steps: int = 0  # SR: extra KNet steps on the kernel KL after each SVI step (training/kernel_steps.py)
-    amp: bool = False  # bfloat16 autocast for the networks (CUDA only)
+    amp: bool = False  # bfloat16 autocast for the SVI step (on a CPU, only worth it where bf16 is native)
     channels_last: bool = False  # the guide and the batches in channels_last memory format
 
     def __post_init__(self) -> None:

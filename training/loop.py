@@ -221,6 +221,7 @@ def train(
     progress: bool = True,
     objective=build_objective,
     init: Path | None = None,
+    grow_rnet_blocks: int | None = None,
 ) -> TrainResult:
     """Run SVI as ``config`` says; returns the final step and the exported weights' path.
 
@@ -237,12 +238,13 @@ def train(
     read); with none readable, ValueError names what was found.
     ``init``: a model file to fine-tune (``training.finetune``): the guide starts from its
     weights and takes its architecture; the optimizer starts fresh. A checkpoint found
-    with ``resume`` takes precedence.
+    with ``resume`` takes precedence. ``grow_rnet_blocks``: with ``init``, RNet grown to
+    that many residual blocks per stage, the new ones starting as the identity.
     """
     started = time.monotonic()
     init_state = None
     if init is not None:
-        config, init_state = initial_weights(config, init)
+        config, init_state = initial_weights(config, init, grow_rnet_blocks)
     rank, world = distributed_context()
     distributed = world > 1
     device = torch.device(device)
@@ -297,7 +299,7 @@ def train(
             config.run.seed + 1 + step, optim.knet_steps, optim.clip.get("knet", math.inf), device, distributed,
         )
     bar = tqdm(total=optim.steps, initial=step, disable=not (progress and is_writer), dynamic_ncols=True)
-    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp and device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=optim.amp)
     last_checkpoint = found
 
     def wall_seconds() -> float:
