@@ -13,11 +13,15 @@ RGB when its weights are on disk. --model takes one model per scale (read from t
 without it the embedded "sr-x{s}" are used where they exist; a scale without a model scores
 the baselines only and marks VIRNet "n/a". --compare-model scores other models (one per scale)
 the same way, as "compare": old and new weights side by side on the same cases.
+--oracle-kernel also scores "virnet-true-kernel": the same guide with KNet's Λ replaced by the
+true one (SNet's σ² kept), the PSNR that a perfect kernel estimate would give this RNet.
 """
 
 from __future__ import annotations
 
 import sys
+
+import dataclasses
 
 import numpy as np
 import torch
@@ -71,6 +75,10 @@ def add_arguments(parser) -> None:
         "--compare-model", nargs="+", metavar="NAME|PATH",
         help="other models (at most one per scale, e.g. the previous defaults) scored beside --model as 'compare'",
     )
+    parser.add_argument(
+        "--oracle-kernel", action="store_true",
+        help="also score each model given the true kernel instead of KNet's estimate, as 'virnet-true-kernel'",
+    )
     parser.add_argument("--scales", nargs="+", type=int, choices=SCALES, default=list(SCALES))
     parser.add_argument("--noises", nargs="+", type=float, default=list(NOISES), help="noise stds in /255 units")
 
@@ -95,16 +103,35 @@ def _by_scale(specs: list[str], device) -> dict[int, tuple[str, VIRNetGuide]]:
     return found
 
 
-def sr_cases(images, scale: int, kernel: torch.Tensor, noise: float, seed: int) -> list[protocol.Case]:
-    """Degraded LR images of the HR `images` (cropped to a multiple of s), kernel K×K."""
+def sr_cases(
+    images, scale: int, kernel: torch.Tensor, noise: float, seed: int, kernel_params: torch.Tensor | None = None
+) -> list[protocol.Case]:
+    """Degraded LR images of the HR `images` (cropped to a multiple of s), kernel K×K of
+    Λ = `kernel_params` (shape 3, recorded in the cases)."""
     rng = np.random.default_rng(seed)
     cases = []
     for name, x in images:
         x = x[:, : x.shape[-2] // scale * scale, : x.shape[-1] // scale * scale]
         low = degrade(x[None], kernel[None], scale, "bicubic")[0].clamp(0, 1)
         y = (low + protocol.gaussian_noise(low.shape, rng) * (noise / 255)).clamp(0, 1)
-        cases.append(protocol.Case(name, x, y, torch.full((1, *y.shape[-2:]), noise / 255), kernel))
+        cases.append(protocol.Case(name, x, y, torch.full((1, *y.shape[-2:]), noise / 255), kernel, kernel_params))
     return cases
+
+
+def true_kernel_method(guide: VIRNetGuide) -> protocol.Method:
+    """The guide's µ (in float32, whole image) with q(Λ|y) centred on the case's true Λ in
+    place of KNet's estimate; SNet's β as in the blind restore."""
+
+    @torch.no_grad()
+    def run(case: protocol.Case) -> protocol.Output:
+        device = next(guide.parameters()).device
+        y = case.y[None].to(device)
+        params = case.kernel_params.to(device, torch.float32)[None]
+        degradation = dataclasses.replace(guide.degradation(y), eta=params[:, :2], m=params[:, 2])
+        image = guide.restoration_mean(y, degradation)[0].cpu()
+        return protocol.Output(image, kernel=case.kernel, kernel_params=case.kernel_params)
+
+    return run
 
 
 def metrics_for(scale: int):
@@ -145,8 +172,8 @@ def score_scale(session, scale: int, methods: dict) -> tuple[list[dict], list]:
     shown_noise = args.noises[len(args.noises) // 2]
     rows, figure = [], []
     for noise in args.noises:
-        for kernel_name, kernel in zip(BENCHMARK_KERNEL_NAMES, kernels):
-            cases = sr_cases(session.images, scale, kernel, noise, args.seed)
+        for kernel_name, kernel, kernel_params in zip(BENCHMARK_KERNEL_NAMES, kernels, lambdas):
+            cases = sr_cases(session.images, scale, kernel, noise, args.seed, kernel_params)
             key = f"x{scale}/{kernel_name}/noise{noise:g}"
             descriptors = {"scale": scale, "kernel": kernel_name, "noise": noise}
             kernel_rows, outputs = protocol.score_setting(key, cases, methods, metrics_for(scale), descriptors)
@@ -170,6 +197,8 @@ def run(args) -> int:
             methods["compare"] = protocol.model_method(compared[scale][1])
         if scale in models:
             methods["virnet"] = protocol.model_method(models[scale][1])
+            if args.oracle_kernel:
+                methods["virnet-true-kernel"] = true_kernel_method(models[scale][1])
         scale_rows, scale_figure = score_scale(session, scale, methods)
         rows += scale_rows
         figure += scale_figure

@@ -53,7 +53,7 @@ def quick_arguments(name: str, weights) -> list[str]:
         "denoise-iid": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
         "denoise-real": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
         "sr": ["--model", upscaler, "--compare-model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity",
-               "ground-truth"],
+               "ground-truth", "--oracle-kernel"],
         "noise-estimation": ["--model", denoiser, "--baselines", "skimage", "ground-truth"],
         "calibration": ["--model", denoiser, upscaler],
         "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "constant", "ground-truth"],
@@ -141,6 +141,30 @@ def test_compare_model_is_scored_beside_the_model_on_the_same_cases(quick, name,
     rows = rows_by_key(result)
     assert rows[f"{key}/compare"]["psnr"] == rows[f"{key}/virnet"]["psnr"]  # the same tiny model twice
     assert "compare: " in result["model"]
+
+
+def test_oracle_kernel_scores_the_model_given_the_true_kernel_beside_it(quick):
+    rows = rows_by_key(quick("sr")[0])
+    assert isinstance(rows["x4/avg/noise2.55/virnet-true-kernel"]["psnr"], float)
+    assert rows["x4/avg/noise2.55/virnet-true-kernel"]["psnr"] != rows["x4/avg/noise2.55/virnet"]["psnr"]
+    assert "x2/avg/noise2.55/virnet-true-kernel" not in rows, "no model for ×2, so no oracle either"
+
+
+def test_the_true_kernel_method_is_the_blind_restore_with_knets_kernel_swapped_for_the_true_one():
+    from benchmarks.sr import sr_cases, true_kernel_method
+    from generative.kernels import gaussian_kernel
+
+    guide = tiny_guide("sr", 2)
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(0))
+    blind = protocol.model_method(guide)
+    lambdas = torch.tensor([0.5, 0.3, 0.2])
+    case = sr_cases([("img", x)], 2, gaussian_kernel(lambdas[None, :2], lambdas[None, 2], 21)[0], 2.55, 0, lambdas)[0]
+    estimated = blind(case)
+    as_if_true = protocol.Case(case.name, case.x, case.y, case.sigma, estimated.kernel, estimated.kernel_params)
+    oracle = true_kernel_method(guide)
+    assert torch.allclose(oracle(as_if_true).image, estimated.image, atol=1e-5), "KNet's own Λ: the blind restore"
+    assert not torch.allclose(oracle(case).image, estimated.image, atol=1e-3), "the true Λ reaches RNet"
+    assert torch.equal(oracle(case).kernel_params, lambdas)
 
 
 def test_sr_marks_scales_without_a_model_and_lpips_without_weights(quick):
