@@ -64,6 +64,18 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, except that a command taking ``SECTION.KEY=VALUE`` overrides
+    takes them anywhere on its line (argparse alone takes only the first run of them: in
+    ``a=1 --init X b=2``, ``b=2`` would be an unrecognized argument)."""
+    args, extras = parser.parse_known_args(argv)
+    if extras and hasattr(args, "overrides") and not any(extra.startswith("-") for extra in extras):
+        args.overrides = [*args.overrides, *extras]
+    elif extras:
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the `virnet` command line; returns the exit status (0 success, 2 error)."""
     with warnings.catch_warnings():
@@ -75,7 +87,7 @@ def _run(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     try:
-        args = build_parser(command).parse_args(argv)
+        args = parse(build_parser(command), argv)
         return args.run(args)
     except SystemExit as exit_request:  # --help
         return exit_request.code if isinstance(exit_request.code, int) else EXIT_FAILED

@@ -46,3 +46,19 @@ def test_bad_training_input_is_one_line_and_exit_2(extra, message, tmp_path, cap
     assert main(["train", "--out", str(tmp_path / "out"), *extra]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1
+
+
+def test_overrides_may_stand_on_both_sides_of_an_option(photos, tmp_path, capsys):
+    out = tmp_path / "run"
+    first, rest = TINY[:2], TINY[2:]
+    args = ["train", "--config", "denoise-niid-cpu", *first, "--data", str(photos), *rest, "--out", str(out),
+            "--no-progress", "--steps", "2", "optim.lr=3e-4"]
+    assert main(args) == 0
+    config = (out / "config.toml").read_text()
+    assert "snet_features = 8" in config and "batch_size = 2" in config and "lr = 0.0003" in config
+
+
+def test_an_unknown_option_after_the_overrides_is_still_a_one_line_error(tmp_path, capsys):
+    assert main(["train", "--config", "denoise-niid-cpu", "--data", ".", "optim.lr=3e-4", "--no-such-option"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unrecognized arguments: --no-such-option" in err and len(err.splitlines()) == 1

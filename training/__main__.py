@@ -9,6 +9,7 @@ DistributedDataParallel and only rank 0 writes logs and checkpoints.
 import argparse
 import sys
 
+from cli import parse
 from cli.train import add_train_arguments, run_train
 from training.loop import TrainingDiverged
 
@@ -16,7 +17,7 @@ from training.loop import TrainingDiverged
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description="Train VIRNet with SVI.")
     add_train_arguments(parser)
-    args = parser.parse_args(argv)
+    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
     try:
         return run_train(args)
     except (ValueError, OSError, TrainingDiverged) as error:
