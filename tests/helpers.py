@@ -87,3 +87,8 @@ def train_tracking_guide(root: Path) -> Path:
     for path in holdout_split(find_images(photos), TRACKING_HOLDOUT, seed=0)[1]:
         shutil.copy(path, heldout / path.name)
     return run
+
+
+def rows_by_key(result: dict) -> dict:
+    """A benchmark's result.json rows by their key."""
+    return {row["key"]: row for row in result["rows"]}

@@ -1,7 +1,6 @@
 """`virnet bench NAME`: every protocol end to end in --quick mode, its report and its sanity values."""
 
 import argparse
-import itertools
 import json
 import math
 import shlex
@@ -13,14 +12,14 @@ import scipy.io
 import torch
 import torch.nn.functional as F
 
-from benchmarks import ablation, calibration, denoise_iid, denoise_niid, protocol
+from benchmarks import ablation, denoise_iid, denoise_niid, protocol
 from benchmarks.cases import table1_sigma_map
 from benchmarks.catalogue import BENCHMARKS
 from benchmarks.metrics import lpips_or_none, psnr_rgb
 from benchmarks.quick_images import quick_images
 from benchmarks.report import validate_result
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
-from tests.helpers import write_random_photos
+from tests.helpers import rows_by_key, write_random_photos
 from training.images import find_images, holdout_split
 import cli
 from virnet import models
@@ -37,50 +36,6 @@ FIGURES = {
     "profile": (),
     "ablation": ("comparison.png", "ablation_factorization.png", "ablation_backbone.png"),
 }
-
-
-@pytest.fixture(scope="module")
-def weights(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("weights")
-    return {"denoise": write_tiny_checkpoint(folder, "denoise"), "sr": write_tiny_checkpoint(folder, "sr", 4)}
-
-
-def quick_arguments(name: str, weights) -> list[str]:
-    """The quick command of each protocol: tiny models, the sanity pseudo-methods, no BM3D."""
-    denoiser, upscaler = str(weights["denoise"]), str(weights["sr"])
-    return {
-        "denoise-niid": ["--model", denoiser, "--compare-model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
-        "denoise-iid": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
-        "denoise-real": ["--model", denoiser, "--baselines", "nlm", "identity", "ground-truth"],
-        "sr": ["--model", upscaler, "--compare-model", upscaler, "--scales", "2", "4", "--baselines", "bicubic", "identity",
-               "ground-truth", "--oracle-kernel"],
-        "noise-estimation": ["--model", denoiser, "--baselines", "skimage", "ground-truth"],
-        "calibration": ["--model", denoiser, upscaler],
-        "kernel-estimation": ["--model", upscaler, "--baselines", "delta", "constant", "ground-truth"],
-        "profile": ["--model", denoiser],
-        "ablation": [],
-    }[name]
-
-
-@pytest.fixture(scope="module")
-def quick(tmp_path_factory, weights):
-    """quick(name) -> (result.json as a dict, output folder); each protocol runs once."""
-    done = {}
-
-    def run(name: str):
-        if name not in done:
-            torch.set_num_threads(1)
-            out = tmp_path_factory.mktemp(name)
-            argv = ["bench", name, "--quick", "--device", "cpu", "--out", str(out), *quick_arguments(name, weights)]
-            assert cli.main(argv) == 0
-            done[name] = json.loads((out / "result.json").read_text()), out
-        return done[name]
-
-    return run
-
-
-def rows_by_key(result: dict) -> dict:
-    return {row["key"]: row for row in result["rows"]}
 
 
 @pytest.mark.parametrize("name", list(BENCHMARKS))
@@ -391,49 +346,3 @@ def test_bm3d_given_the_true_sigma_beats_the_noisy_input(tmp_path, weights):
     assert status == 0
     rows = rows_by_key(json.loads((out / "result.json").read_text()))
     assert rows["sigma50/bm3d"]["psnr"] > rows["sigma50/identity"]["psnr"] + 3
-
-
-def test_calibration_scores_every_pixel_image_and_kernel_with_consistent_columns(quick):
-    rows = rows_by_key(quick("calibration")[0])
-    pixels = 2 * 48 * 48
-    for method in calibration.SIGMA2_METHODS:
-        for setting in ("case1", "case2", "case3", "sigma15", "sigma25", "sigma50"):
-            assert rows[f"denoise/{setting}/sigma2-pixel/{method}"]["n"] == pixels
-        for setting in ("sigma15", "sigma25", "sigma50"):
-            assert rows[f"denoise/{setting}/sigma2-image/{method}"]["n"] == 2
-        assert f"denoise/case1/sigma2-image/{method}" not in rows  # one σ² per image only for i.i.d. noise
-        assert rows[f"denoise/all/sigma2-pixel/{method}"]["n"] == 6 * pixels
-        assert rows[f"x4/noise2.55/sigma2-image/{method}"]["n"] == 7 * 2  # 7 kernels × 2 images
-        assert rows[f"x4/aniso1/sigma2-pixel/{method}"]["n"] == 3 * 2 * 12 * 12  # 3 noises × 2 LR images of 12×12
-    for target in calibration.KERNEL_TARGETS:
-        for method in calibration.KERNEL_METHODS:
-            assert rows[f"x4/all/{target}/{method}"]["n"] == 42
-            assert rows[f"x4/iso0.4/{target}/{method}"]["n"] == 6
-    for row in rows.values():
-        assert 0 <= row["cov50"] <= row["cov90"] <= row["cov95"] <= 1
-        assert row["below90"] + row["cov90"] + row["above90"] == pytest.approx(1.0)
-        assert row["width90"] > 0 and 0 <= row["pit_mean"] <= 1
-
-
-def test_calibration_of_the_truth_based_laws_does_not_depend_on_the_awgn_level(quick):
-    """The same N(0, 1) draws scaled by σ: ξ, the residuals and the true σ² all scale by σ², so the
-    PIT of σ² under the prior and the oracle cannot change (it would if σ were scored for σ²)."""
-    rows = rows_by_key(quick("calibration")[0])
-    for method, target in itertools.product(("prior", "oracle"), ("sigma2-pixel", "sigma2-image")):
-        reference = rows[f"denoise/sigma15/{target}/{method}"]
-        for sigma in (25, 50):
-            row = rows[f"denoise/sigma{sigma}/{target}/{method}"]
-            for column in ("cov50", "cov90", "cov95", "width90"):
-                assert row[column] == pytest.approx(reference[column], rel=1e-4, abs=1e-9)
-    # ρ = 0 for the isotropic kernels, the centre of the (symmetric) training law of ρ.
-    assert rows["x4/iso0.4/rho/training-law"]["pit_mean"] == pytest.approx(0.5, abs=0.01)
-
-
-def test_the_benchmarks_run_the_model_in_float32_on_any_cpu(monkeypatch):
-    """restore's "auto" precision is bf16 on CPUs with native bf16; a benchmark figure must
-    not depend on which CPU measured it."""
-    precisions, real_restore = [], protocol.restore
-    monkeypatch.setattr(protocol, "restore", lambda *a, **k: precisions.append(k.get("precision")) or real_restore(*a, **k))
-    x = torch.rand(3, 16, 16)
-    output = protocol.model_method(tiny_guide())(protocol.Case("flat", x, x))
-    assert precisions == ["fp32"] and output.image.shape == (3, 16, 16)

@@ -1,6 +1,7 @@
 """`virnet bench calibration`: which laws it scores, read from the guide's and the model's own traces."""
 
 import argparse
+import itertools
 import json
 
 import pytest
@@ -12,6 +13,7 @@ from benchmarks.quick_images import quick_images
 from generative.conjugate import sigma2_posterior
 from generative.variance_prior import variance_prior_estimate
 from tests.checkpoints import tiny_guide, write_tiny_checkpoint
+from tests.helpers import rows_by_key
 
 
 @pytest.fixture(scope="module")
@@ -99,3 +101,39 @@ def test_calibration_on_cuda_scores_like_on_the_cpu(tmp_path):
     for key, row in results["cpu"].items():
         for column in ("cov50", "cov90", "cov95", "pit_mean"):
             assert results["cuda"][key][column] == pytest.approx(row[column], abs=0.02), (key, column)
+
+
+def test_calibration_scores_every_pixel_image_and_kernel_with_consistent_columns(quick):
+    rows = rows_by_key(quick("calibration")[0])
+    pixels = 2 * 48 * 48
+    for method in calibration.SIGMA2_METHODS:
+        for setting in ("case1", "case2", "case3", "sigma15", "sigma25", "sigma50"):
+            assert rows[f"denoise/{setting}/sigma2-pixel/{method}"]["n"] == pixels
+        for setting in ("sigma15", "sigma25", "sigma50"):
+            assert rows[f"denoise/{setting}/sigma2-image/{method}"]["n"] == 2
+        assert f"denoise/case1/sigma2-image/{method}" not in rows  # one σ² per image only for i.i.d. noise
+        assert rows[f"denoise/all/sigma2-pixel/{method}"]["n"] == 6 * pixels
+        assert rows[f"x4/noise2.55/sigma2-image/{method}"]["n"] == 7 * 2  # 7 kernels × 2 images
+        assert rows[f"x4/aniso1/sigma2-pixel/{method}"]["n"] == 3 * 2 * 12 * 12  # 3 noises × 2 LR images of 12×12
+    for target in calibration.KERNEL_TARGETS:
+        for method in calibration.KERNEL_METHODS:
+            assert rows[f"x4/all/{target}/{method}"]["n"] == 42
+            assert rows[f"x4/iso0.4/{target}/{method}"]["n"] == 6
+    for row in rows.values():
+        assert 0 <= row["cov50"] <= row["cov90"] <= row["cov95"] <= 1
+        assert row["below90"] + row["cov90"] + row["above90"] == pytest.approx(1.0)
+        assert row["width90"] > 0 and 0 <= row["pit_mean"] <= 1
+
+
+def test_calibration_of_the_truth_based_laws_does_not_depend_on_the_awgn_level(quick):
+    """The same N(0, 1) draws scaled by σ: ξ, the residuals and the true σ² all scale by σ², so the
+    PIT of σ² under the prior and the oracle cannot change (it would if σ were scored for σ²)."""
+    rows = rows_by_key(quick("calibration")[0])
+    for method, target in itertools.product(("prior", "oracle"), ("sigma2-pixel", "sigma2-image")):
+        reference = rows[f"denoise/sigma15/{target}/{method}"]
+        for sigma in (25, 50):
+            row = rows[f"denoise/sigma{sigma}/{target}/{method}"]
+            for column in ("cov50", "cov90", "cov95", "width90"):
+                assert row[column] == pytest.approx(reference[column], rel=1e-4, abs=1e-9)
+    # ρ = 0 for the isotropic kernels, the centre of the (symmetric) training law of ρ.
+    assert rows["x4/iso0.4/rho/training-law"]["pit_mean"] == pytest.approx(0.5, abs=0.01)
