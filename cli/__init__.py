@@ -64,10 +64,10 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
-    """``parser.parse_args(argv)``, except that a command taking ``SECTION.KEY=VALUE`` overrides
-    takes them anywhere on its line (argparse alone takes only the first run of them: in
-    ``a=1 --init X b=2``, ``b=2`` would be an unrecognized argument)."""
+def parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    """``parser.parse_args(argv)`` (``None``: ``sys.argv[1:]``), except that a command taking
+    ``SECTION.KEY=VALUE`` overrides takes them anywhere on its line (argparse alone takes only
+    the first run of them: in ``a=1 --init X b=2``, ``b=2`` would be an unrecognized argument)."""
     args, extras = parser.parse_known_args(argv)
     if extras and hasattr(args, "overrides") and not any(extra.startswith("-") for extra in extras):
         args.overrides = [*args.overrides, *extras]

@@ -17,7 +17,7 @@ from training.loop import TrainingDiverged
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training", description="Train VIRNet with SVI.")
     add_train_arguments(parser)
-    args = parse(parser, sys.argv[1:] if argv is None else list(argv))
+    args = parse(parser, argv)
     try:
         return run_train(args)
     except (ValueError, OSError, TrainingDiverged) as error:
