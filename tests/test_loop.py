@@ -197,6 +197,8 @@ def _ddp_rank(rank, world, port, config, args, state, out):
     loss(*_rows(args, rank * share, (rank + 1) * share)).backward()
     if rank == 0:
         save_file({n: p.grad.contiguous() for n, p in guide.named_parameters()}, out)
+    dist.barrier()  # no rank tears gloo down while its peer still talks to it
+    del guide, loss  # DDP's reducer goes before the process group it holds
     dist.destroy_process_group()
 
 
