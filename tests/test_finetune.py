@@ -1,7 +1,9 @@
 """Fine-tuning (`virnet train --init`): a run starts from given weights and their architecture,
 its RNet optionally grown deeper (`--grow-rnet-blocks`)."""
 
+import hashlib
 import json
+import shutil
 
 import imageio.v3 as iio
 import numpy as np
@@ -10,7 +12,7 @@ import torch
 
 from cli import main
 from guides.guide import VIRNetGuide
-from training.checkpoint import load_weights
+from training.checkpoint import load_weights, save_weights
 from training.config import load_config
 from training.finetune import initial_weights
 from training.loop import train
@@ -46,8 +48,26 @@ def test_a_run_starts_from_the_weights_and_takes_their_architecture(photos, trai
     end, metadata = load_weights(result.weights)
     assert metadata["guide_config"]["rnet_widths"] == [8, 16, 16]
     assert metadata["training"]["init"] == str(trained)
+    assert metadata["training"]["init_sha256"] == hashlib.sha256(trained.read_bytes()).hexdigest()
     assert set(end) == set(start)
     assert max((end[k] - start[k]).abs().max().item() for k in start) < 1e-6  # one step at lr 1e-12
+
+
+def test_a_resumed_run_names_the_weights_it_started_from_even_after_their_file_was_replaced(photos, trained, tmp_path):
+    init = tmp_path / "init.safetensors"
+    shutil.copy(trained, init)
+    shutil.copy(trained.with_suffix(".json"), init.with_suffix(".json"))
+    original = hashlib.sha256(init.read_bytes()).hexdigest()
+    overrides = [*TINY, "guide.rnet_widths=[8, 16, 16]", "run.checkpoint_every=1"]
+    out = tmp_path / "run"
+    train(load_config("denoise-niid-cpu", [*overrides, "optim.steps=1"]), photos, out, progress=False, init=init)
+    with torch.no_grad():  # the file now holds other weights of the same architecture
+        state, metadata = load_weights(init)
+        save_weights(init, {k: v + 1 for k, v in state.items()}, metadata)
+    assert hashlib.sha256(init.read_bytes()).hexdigest() != original
+    train(load_config("denoise-niid-cpu", [*overrides, "optim.steps=2"]), photos, out, progress=False, init=init, resume=True)
+    training = json.loads((out / "model.json").read_text())["training"]
+    assert (training["init"], training["init_sha256"], training["step"]) == (str(init), original, 2)
 
 
 def test_detach_degradation_stays_the_configs_choice(trained):

@@ -15,6 +15,7 @@ what the weights did and training starts from their quality with more capacity.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 
 import torch
@@ -26,6 +27,12 @@ from training.checkpoint import load_weights
 from training.config import TrainConfig
 
 MUST_MATCH = ("task", "image_channels", "sigma_channels")  # what SNet/KNet's shapes depend on
+
+
+def init_record(path: Path) -> dict[str, str]:
+    """What a run records of the weights it started from: their path as given and the
+    SHA-256 of their tensor file, which still names them after the path holds other weights."""
+    return {"path": str(path), "sha256": hashlib.sha256(Path(path).read_bytes()).hexdigest()}
 
 
 def initial_weights(

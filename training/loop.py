@@ -34,7 +34,7 @@ from training.checkpoint import WEIGHTS_FORMAT, capture_rng, restore_rng, save_c
 from training.config import TrainConfig, save_config
 from training.degradations import DegradationSpec
 from training.elbo import TERMS, make_elbo
-from training.finetune import initial_weights
+from training.finetune import init_record, initial_weights
 from training.images import find_images, holdout_split
 from training.kernel_steps import KernelSteps
 from training.resume import cut_log_after, resume_point
@@ -68,16 +68,16 @@ def warmup_cosine(step: int, warmup: int, total: int, lr: float, lr_min: float) 
 
 
 def weights_metadata(
-    config: TrainConfig, step: int, metrics: dict, init: Path | None = None, wall_seconds: float | None = None
+    config: TrainConfig, step: int, metrics: dict, init: dict | None = None, wall_seconds: float | None = None
 ) -> dict:
     """The JSON that travels with exported weights; ``virnet.api.load_model`` reads it.
-    ``init``: the weights the run started from (fine-tuning), recorded when given.
+    ``init``: the ``training.finetune.init_record`` of the weights the run started from, when any.
     ``wall_seconds``: the run's wall-clock time, summed over its resumes, when known."""
     training = {"preset": config.name, "step": step, "metrics": metrics, "config": config.to_dict()}
     if wall_seconds is not None:
         training["wall_seconds"] = round(wall_seconds, 1)
     if init is not None:
-        training["init"] = str(init)
+        training["init"], training["init_sha256"] = init["path"], init["sha256"]
     return {
         "format": WEIGHTS_FORMAT,
         "model_config": config.model.to_dict(),
@@ -242,9 +242,10 @@ def train(
     that many residual blocks per stage, the new ones starting as the identity.
     """
     started = time.monotonic()
-    init_state = None
+    init_state, started_from = None, None
     if init is not None:
         config, init_state = initial_weights(config, init, grow_rnet_blocks)
+        started_from = init_record(init)
     rank, world = distributed_context()
     distributed = world > 1
     device = torch.device(device)
@@ -280,6 +281,7 @@ def train(
         restore_rng(state["rng"])
         step, metrics = state["step"], state["metrics"]
         earlier_seconds = state.get("wall_seconds", 0.0)  # absent in checkpoints written before it was recorded
+        started_from = state.get("init", started_from)  # as the run first found them
     elif init_state is not None:
         guide.load_state_dict(init_state)
 
@@ -314,6 +316,7 @@ def train(
             "config": config.to_dict(),
             "metrics": metrics,
             "wall_seconds": wall_seconds(),
+            "init": started_from,
         }
         return save_checkpoint(checkpoints, step, state, keep=config.run.keep_checkpoints)
 
@@ -374,7 +377,7 @@ def train(
 
     weights = out / "model.safetensors"
     if is_writer:
-        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics, init, wall_seconds()))
+        save_weights(weights, guide.state_dict(), weights_metadata(config, step, metrics, started_from, wall_seconds()))
     return TrainResult(step=step, weights=weights, metrics=metrics)
 
 
