@@ -19,6 +19,10 @@ Scores, per method:
   log(λ̂²/λ²) over all cases that is a per-image offset (the variance of each image's mean
   log error, over the total). Near 1: the estimate errs by how the photo looks, the same for
   every kernel (fine texture read as sharpness, defocus as blur); near 0: by kernel or noise.
+- sharpness_r_lambda1, sharpness_r_lambda2: Pearson's r over the photos between that per-photo
+  offset and the HR photo's own sharpness along the same axis (`metrics.axis_sharpness`, x
+  for λ1², y for λ2²). Strongly negative: the estimator mistakes the photo's own detail for
+  the kernel's (a sharp photo gets too narrow a kernel). Needs at least 3 photos to mean much.
 
 Baselines: "delta", the no-blur kernel; "constant", the best constant kernel for the
 training kernel distribution (the Λ whose kernel image has the least mean squared error to
@@ -36,12 +40,12 @@ import torch
 
 from benchmarks import protocol
 from benchmarks.cases import ANISOTROPIC, BENCHMARK_KERNEL_NAMES, benchmark_kernel_lambdas
-from benchmarks.metrics import kernel_mse
+from benchmarks.metrics import axis_sharpness, kernel_mse
 from benchmarks.report import comparison_grid
 from benchmarks.sr import KERNEL_SIZE, sr_cases
 from generative.kernels import gaussian_kernel
 from training.degradations import sample_kernel_lambdas
-from training.validation import KERNEL_PARAMETERS, kernel_correlations
+from training.validation import KERNEL_PARAMETERS, kernel_correlations, pearson
 from virnet.api import load_for_task
 
 NAME = "kernel-estimation"
@@ -102,20 +106,39 @@ def constant_for(scale: int):
     return lambda case: _kernel_output(best_constant_lambda(scale))
 
 
-def image_share(estimates: torch.Tensor, truths: torch.Tensor, images: list[str]) -> dict[str, float]:
-    """{"image_share_lambda1", "image_share_lambda2"} (module docstring) of n×3 Λ estimates
-    and truths, `images` naming each case's photo; 0 where the log error does not vary. A
-    zero λ² (the delta kernel) counts as λ² = MIN_LAMBDA2."""
+def _log_errors(
+    estimates: torch.Tensor, truths: torch.Tensor, images: list[str]
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(photo index per case: n, log(λ̂²/λ²) per case: n×2, each photo's mean of it: p×2), p
+    photos in order of appearance. A zero λ² (the delta kernel) counts as λ² = MIN_LAMBDA2."""
     photo = {name: i for i, name in enumerate(dict.fromkeys(images))}  # name -> its group, built once
     index = torch.tensor([photo[name] for name in images])
-    counts = torch.bincount(index).double()
+    error = (estimates[:, :2].double().clamp_min(MIN_LAMBDA2) / truths[:, :2].double()).log()
+    image_mean = torch.zeros(len(photo), 2, dtype=torch.double).index_add_(0, index, error)
+    return index, error, image_mean / torch.bincount(index).double()[:, None]
+
+
+def image_share(estimates: torch.Tensor, truths: torch.Tensor, images: list[str]) -> dict[str, float]:
+    """{"image_share_lambda1", "image_share_lambda2"} (module docstring) of n×3 Λ estimates
+    and truths, `images` naming each case's photo; 0 where the log error does not vary."""
+    index, error, image_mean = _log_errors(estimates, truths, images)
     shares = {}
     for j, name in enumerate(KERNEL_PARAMETERS[:2]):
-        error = (estimates[:, j].double().clamp_min(MIN_LAMBDA2) / truths[:, j].double()).log()
-        image_mean = torch.zeros(len(counts), dtype=torch.double).index_add_(0, index, error) / counts
-        total = error.var(correction=0)
-        shares[f"image_share_{name}"] = float(image_mean[index].var(correction=0) / total) if total > 1e-12 else 0.0
+        total = error[:, j].var(correction=0)
+        shares[f"image_share_{name}"] = float(image_mean[index, j].var(correction=0) / total) if total > 1e-12 else 0.0
     return shares
+
+
+def sharpness_correlation(
+    estimates: torch.Tensor, truths: torch.Tensor, images: list[str], sharpness: dict[str, tuple[float, float]]
+) -> dict[str, float]:
+    """{"sharpness_r_lambda1", "sharpness_r_lambda2"} (module docstring): Pearson's r over the
+    photos between each photo's mean log(λ̂²/λ²) and its own `axis_sharpness` along the same
+    axis (x for λ1², y for λ2²); `sharpness` maps each name in `images` to it. 0 where the
+    photos' mean errors are all equal."""
+    _, _, image_mean = _log_errors(estimates, truths, images)
+    own = torch.tensor([sharpness[name] for name in dict.fromkeys(images)], dtype=torch.double)
+    return {f"sharpness_r_{name}": pearson(image_mean[:, j], own[:, j]) for j, name in enumerate(KERNEL_PARAMETERS[:2])}
 
 
 def metrics(output: protocol.Output, case: protocol.Case) -> dict:
@@ -141,6 +164,7 @@ def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], 
     """Rows per kernel (fixed kernel sets) and "avg" per method, and the figure rows."""
     per_method = {label: {"values": [], "estimates": [], "truths": [], "images": [], "seconds": 0.0} for label in methods}
     kernel_rows, figure = [], []
+    sharpness = {name: axis_sharpness(x) for name, x in images}
     for index, (label, kernel_images, lam) in enumerate(kernel_settings(args, images)):
         kernel = gaussian_kernel(lam[None, :2], lam[None, 2], KERNEL_SIZE)[0]
         cases = [replace(c, kernel_params=lam) for c in sr_cases(kernel_images, args.scale, kernel, noise, args.seed + index)]
@@ -168,6 +192,7 @@ def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], 
         setting = f"avg/noise{noise:g}"
         estimates, truths = torch.stack(record["estimates"]), torch.stack(record["truths"])
         correlations = kernel_correlations(estimates, truths) | image_share(estimates, truths, record["images"])
+        correlations |= sharpness_correlation(estimates, truths, record["images"], sharpness)
         row = {"key": f"{setting}/{method}", "setting": setting, "method": method, "kernel": "avg", "noise": noise}
         seconds = record["seconds"] / len(record["values"])
         averages.append({**row, **protocol.average(record["values"]), **correlations, "seconds": seconds})

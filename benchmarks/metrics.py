@@ -170,6 +170,20 @@ def kernel_mse(estimated, true) -> float:
     return float(np.mean((a - b) ** 2))
 
 
+def axis_sharpness(image) -> tuple[float, float]:
+    """(along x, along y): how much of a C×H×W image's detail is at the pixel scale along
+    each axis, the mean squared 1-pixel difference of its channel mean over the mean squared
+    2-pixel difference. 1/4 for a smooth (blurred) image, 1 for white noise; a photo's own
+    softness (defocus, resampling) lowers it, fine texture raises it."""
+    luma = _as_numpy(image).astype(np.float64).mean(axis=0)
+    values = []
+    for axis in (1, 0):
+        one = np.diff(luma, axis=axis)
+        two = np.take(luma, range(2, luma.shape[axis]), axis=axis) - np.take(luma, range(luma.shape[axis] - 2), axis=axis)
+        values.append(float(np.mean(one**2) / max(np.mean(two**2), 1e-20)))
+    return values[0], values[1]
+
+
 def sigma_error(estimated_sigma, true_sigma) -> float:
     """Mean |σ̂ − σ| expressed in 1/255 units (e.g. 2.0 means 2/255).
 

@@ -161,6 +161,9 @@ def test_kernel_estimation_covers_the_four_anisotropic_kernels_and_the_best_cons
     for method in ("ground-truth", "delta", "constant"):  # no estimate that ignores the photo errs per photo
         assert rows[f"avg/noise2.55/{method}"]["image_share_lambda1"] == pytest.approx(0, abs=1e-9), method
     assert 0 <= rows["avg/noise2.55/virnet"]["image_share_lambda2"] <= 1
+    for method in ("ground-truth", "delta", "constant"):
+        assert rows[f"avg/noise2.55/{method}"]["sharpness_r_lambda1"] == 0, method
+    assert -1 <= rows["avg/noise2.55/virnet"]["sharpness_r_lambda2"] <= 1
 
 
 def test_image_share_tells_an_error_that_follows_the_photo_from_one_that_follows_the_kernel():
@@ -174,6 +177,20 @@ def test_image_share_tells_an_error_that_follows_the_photo_from_one_that_follows
     assert image_share(truths * per_kernel, truths, images)["image_share_lambda2"] == pytest.approx(0)
     both = image_share(truths * per_photo * per_kernel, truths, images)["image_share_lambda1"]
     assert 0.1 < both < 0.9
+
+
+def test_sharpness_correlation_is_minus_one_when_sharper_photos_get_narrower_kernels():
+    from benchmarks.kernel_estimation import sharpness_correlation
+
+    images = ["a", "a", "b", "b", "c", "c"]
+    truths = torch.tensor([[1.0, 2.0, 0.0], [2.0, 3.0, 0.0]]).repeat(3, 1)
+    sharpness = {"a": (0.3, 0.9), "b": (0.5, 0.5), "c": (0.8, 0.3)}  # along x, along y
+    along_x = torch.tensor([2.0, 2.0, 1.0, 1.0, 0.5, 0.5])[:, None] * torch.tensor([[1.0, 1.0, 1.0]])
+    scores = sharpness_correlation(truths * along_x, truths, images, sharpness)
+    assert scores["sharpness_r_lambda1"] == pytest.approx(-1, abs=0.05)  # x is the axis λ1² reads
+    assert scores["sharpness_r_lambda2"] == pytest.approx(0.98, abs=0.05)  # y runs opposite to x here
+    exact = sharpness_correlation(truths, truths, images, sharpness)
+    assert exact == {"sharpness_r_lambda1": 0.0, "sharpness_r_lambda2": 0.0}
 
 
 @pytest.mark.parametrize("scale", [2, 3])

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from benchmarks import metrics
-from benchmarks.metrics import kernel_mse, lpips_or_none, psnr_rgb, psnr_y, rgb_to_y, sigma_error, ssim_rgb, ssim_y
+from benchmarks.metrics import axis_sharpness, kernel_mse, lpips_or_none, psnr_rgb, psnr_y, rgb_to_y, sigma_error, ssim_rgb, ssim_y
 
 
 def _image(seed: int = 0, shape=(3, 24, 24)) -> torch.Tensor:
@@ -111,6 +111,17 @@ def test_kernel_mse():
     assert kernel_mse(true.numpy(), true) == 0.0
     with pytest.raises(ValueError, match="kernel shapes"):
         kernel_mse(torch.zeros(5, 5), torch.zeros(7, 7))
+
+
+def test_axis_sharpness_is_one_for_white_noise_a_quarter_for_smooth_images_and_sees_each_axis_alone():
+    noise = torch.rand(3, 96, 96, generator=torch.Generator().manual_seed(0))
+    assert axis_sharpness(noise) == pytest.approx((1, 1), abs=0.05)
+    ramp = torch.linspace(0, 1, 96)
+    smooth = torch.sin(6 * ramp)[None, :, None] * torch.cos(5 * ramp)[None, None, :]  # 1×H×W, low frequencies only
+    assert axis_sharpness(smooth.expand(3, 96, 96)) == pytest.approx((0.25, 0.25), abs=0.01)
+    along_x = torch.nn.functional.avg_pool2d(noise[None], (1, 5), stride=1, padding=(0, 2))[0]  # blurred along x only
+    x, y = axis_sharpness(along_x)
+    assert x < 0.6 and y == pytest.approx(1, abs=0.05)
 
 
 def test_sigma_error_is_in_255_units_and_broadcasts():
