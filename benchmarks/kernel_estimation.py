@@ -15,6 +15,9 @@ Scores, per method:
 - r_lambda1, r_lambda2, r_rho: Pearson's r between estimated and true parameter over all
   cases of a noise level (the "avg" rows). A kernel MSE alone cannot tell an estimator from
   a constant guess; a constant scores r = 0 however well placed it is.
+- r_lambda1_lo, r_lambda1_hi (and for λ2², ρ): the 95 % bootstrap interval of each r,
+  resampling whole photos with replacement (a photo's cases err together, see image_share),
+  so how firmly a set of photos this size pins r down (about ±0.06 for ×2 λ1² on 48 photos).
 - image_share_lambda1, image_share_lambda2: the share of the variance of the log error
   log(λ̂²/λ²) over all cases that is a per-image offset (the variance of each image's mean
   log error, over the total). Near 1: the estimate errs by how the photo looks, the same for
@@ -57,6 +60,9 @@ PAPER = {"avg/noise2.55/virnet": {"kernel_mse": 0.89e-5}}  # Table 9, DIV2K20, t
 CONSTANT_DRAWS = 2048  # kernels drawn from the training distribution to fit the best constant
 CONSTANT_SEED = 0
 MIN_LAMBDA2 = 1e-12  # HR pixels²: stands in for a zero λ² in log errors
+BOOTSTRAP_RESAMPLES = 1000
+BOOTSTRAP_SEED = 0
+INTERVAL = 0.95
 
 
 def add_arguments(parser) -> None:
@@ -106,15 +112,20 @@ def constant_for(scale: int):
     return lambda case: _kernel_output(best_constant_lambda(scale))
 
 
+def _photo_index(images: list[str]) -> torch.Tensor:
+    """Each case's photo as an index 0..p−1 (n,), the p photos numbered in order of appearance."""
+    photo = {name: i for i, name in enumerate(dict.fromkeys(images))}  # name -> its group, built once
+    return torch.tensor([photo[name] for name in images])
+
+
 def _log_errors(
     estimates: torch.Tensor, truths: torch.Tensor, images: list[str]
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(photo index per case: n, log(λ̂²/λ²) per case: n×2, each photo's mean of it: p×2), p
     photos in order of appearance. A zero λ² (the delta kernel) counts as λ² = MIN_LAMBDA2."""
-    photo = {name: i for i, name in enumerate(dict.fromkeys(images))}  # name -> its group, built once
-    index = torch.tensor([photo[name] for name in images])
+    index = _photo_index(images)
     error = (estimates[:, :2].double().clamp_min(MIN_LAMBDA2) / truths[:, :2].double()).log()
-    image_mean = torch.zeros(len(photo), 2, dtype=torch.double).index_add_(0, index, error)
+    image_mean = torch.zeros(int(index.max()) + 1, 2, dtype=torch.double).index_add_(0, index, error)
     return index, error, image_mean / torch.bincount(index).double()[:, None]
 
 
@@ -139,6 +150,29 @@ def sharpness_correlation(
     _, _, image_mean = _log_errors(estimates, truths, images)
     own = torch.tensor([sharpness[name] for name in dict.fromkeys(images)], dtype=torch.double)
     return {f"sharpness_r_{name}": pearson(image_mean[:, j], own[:, j]) for j, name in enumerate(KERNEL_PARAMETERS[:2])}
+
+
+def correlation_intervals(
+    estimates: torch.Tensor, truths: torch.Tensor, images: list[str], resamples: int = BOOTSTRAP_RESAMPLES
+) -> dict[str, float]:
+    """{"r_lambda1_lo", "r_lambda1_hi", ...} (module docstring): the percentile-bootstrap
+    INTERVAL of each r of `kernel_correlations` over n×3 Λ estimates and truths, each of
+    `resamples` draws taking as many photos as `images` names, with replacement, with all
+    their cases. Seeded by BOOTSTRAP_SEED."""
+    index = _photo_index(images)
+    members = [torch.nonzero(index == p).flatten() for p in range(int(index.max()) + 1)]
+    generator = torch.Generator().manual_seed(BOOTSTRAP_SEED)
+    draws = []
+    for _ in range(resamples):
+        picked = torch.randint(len(members), (len(members),), generator=generator).tolist()
+        cases = torch.cat([members[p] for p in picked])
+        draws.append(list(kernel_correlations(estimates[cases], truths[cases]).values()))
+    draws = torch.tensor(draws, dtype=torch.double)
+    tail = (1 - INTERVAL) / 2
+    bounds = {"lo": draws.quantile(tail, dim=0), "hi": draws.quantile(1 - tail, dim=0)}
+    return {
+        f"r_{name}_{end}": float(bound[j]) for j, name in enumerate(KERNEL_PARAMETERS) for end, bound in bounds.items()
+    }
 
 
 def metrics(output: protocol.Output, case: protocol.Case) -> dict:
@@ -192,6 +226,7 @@ def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], 
         setting = f"avg/noise{noise:g}"
         estimates, truths = torch.stack(record["estimates"]), torch.stack(record["truths"])
         correlations = kernel_correlations(estimates, truths) | image_share(estimates, truths, record["images"])
+        correlations |= correlation_intervals(estimates, truths, record["images"])
         correlations |= sharpness_correlation(estimates, truths, record["images"], sharpness)
         row = {"key": f"{setting}/{method}", "setting": setting, "method": method, "kernel": "avg", "noise": noise}
         seconds = record["seconds"] / len(record["values"])

@@ -164,6 +164,10 @@ def test_kernel_estimation_covers_the_four_anisotropic_kernels_and_the_best_cons
     for method in ("ground-truth", "delta", "constant"):
         assert rows[f"avg/noise2.55/{method}"]["sharpness_r_lambda1"] == 0, method
     assert -1 <= rows["avg/noise2.55/virnet"]["sharpness_r_lambda2"] <= 1
+    model = rows["avg/noise2.55/virnet"]
+    for name in ("lambda1", "lambda2", "rho"):
+        assert model[f"r_{name}_lo"] <= model[f"r_{name}_hi"], name
+        assert truth[f"r_{name}_lo"] == pytest.approx(1) and truth[f"r_{name}_hi"] == pytest.approx(1), name
 
 
 def test_image_share_tells_an_error_that_follows_the_photo_from_one_that_follows_the_kernel():
@@ -191,6 +195,39 @@ def test_sharpness_correlation_is_minus_one_when_sharper_photos_get_narrower_ker
     assert scores["sharpness_r_lambda2"] == pytest.approx(0.98, abs=0.05)  # y runs opposite to x here
     exact = sharpness_correlation(truths, truths, images, sharpness)
     assert exact == {"sharpness_r_lambda1": 0.0, "sharpness_r_lambda2": 0.0}
+
+
+def _photo_offset_cases(photos: int, kernels: int = 7, seed: int = 0):
+    """(estimates, truths, images): `kernels` true Λ per photo, each photo's estimates off by
+    its own random factor (the error that follows the photo) and a little per-case noise."""
+    generator = torch.Generator().manual_seed(seed)
+    widths = torch.linspace(0.5, 4.0, kernels)
+    truths = torch.stack([widths, widths, torch.linspace(-0.5, 0.5, kernels)], 1).repeat(photos, 1)
+    offset = (0.3 * torch.randn(photos, 1, generator=generator)).exp().repeat_interleave(kernels, 0)
+    noise = 1 + 0.05 * torch.randn(photos * kernels, 3, generator=generator)
+    rho_error = 0.3 * torch.randn(photos * kernels, 1, generator=generator)
+    estimates = torch.cat([truths[:, :2] * offset, truths[:, 2:] + rho_error], 1)
+    return estimates * noise, truths, [f"p{i // kernels}" for i in range(photos * kernels)]
+
+
+def test_correlation_interval_holds_r_and_narrows_with_more_photos_not_more_cases_per_photo():
+    from benchmarks.kernel_estimation import correlation_intervals
+    from training.validation import kernel_correlations
+
+    estimates, truths, images = _photo_offset_cases(8)
+    interval = correlation_intervals(estimates, truths, images)
+    r = kernel_correlations(estimates, truths)
+    for name in ("lambda1", "lambda2", "rho"):
+        assert interval[f"r_{name}_lo"] < r[f"r_{name}"] < interval[f"r_{name}_hi"], name
+    width = interval["r_lambda1_hi"] - interval["r_lambda1_lo"]
+    many = correlation_intervals(*_photo_offset_cases(512))
+    assert many["r_lambda1_hi"] - many["r_lambda1_lo"] < width / 2, "64× the photos: a much narrower interval"
+    # Every case twice, same photos: nothing new is known about r, so the interval stays (a
+    # bootstrap over cases would narrow it by √2).
+    doubled = correlation_intervals(estimates.repeat(2, 1), truths.repeat(2, 1), images * 2)
+    assert doubled == pytest.approx(interval)
+    exact = correlation_intervals(truths, truths, images)
+    assert exact == pytest.approx({k: 1.0 for k in interval})
 
 
 @pytest.mark.parametrize("scale", [2, 3])
