@@ -194,11 +194,13 @@ def kernel_settings(args, images) -> list[tuple[str, list[tuple[str, torch.Tenso
     return list(zip(BENCHMARK_KERNEL_NAMES[chosen], [images] * 7, benchmark_kernel_lambdas(args.scale)[chosen]))
 
 
-def score_noise(args, images, methods: dict, noise: float) -> tuple[list[dict], list]:
-    """Rows per kernel (fixed kernel sets) and "avg" per method, and the figure rows."""
+def score_noise(
+    args, images, methods: dict, noise: float, sharpness: dict[str, tuple[float, float]]
+) -> tuple[list[dict], list]:
+    """Rows per kernel (fixed kernel sets) and "avg" per method, and the figure rows;
+    `sharpness` maps each image's name to its `axis_sharpness`."""
     per_method = {label: {"values": [], "estimates": [], "truths": [], "images": [], "seconds": 0.0} for label in methods}
     kernel_rows, figure = [], []
-    sharpness = {name: axis_sharpness(x) for name, x in images}
     for index, (label, kernel_images, lam) in enumerate(kernel_settings(args, images)):
         kernel = gaussian_kernel(lam[None, :2], lam[None, 2], KERNEL_SIZE)[0]
         cases = [replace(c, kernel_params=lam) for c in sr_cases(kernel_images, args.scale, kernel, noise, args.seed + index)]
@@ -243,9 +245,10 @@ def run(args) -> int:
     methods = {name: available[name] for name in protocol.selected_baselines(session)}
     methods["virnet"] = protocol.model_method(guide)
     constant_lam = ", ".join(f"{v:.3f}" for v in best_constant_lambda(args.scale).tolist())  # fitted once, before timing
+    sharpness = {name: axis_sharpness(x) for name, x in session.images}  # once: the HR photos do not change with the noise
     rows, figure = [], []
     for noise in args.noises:
-        noise_rows, noise_figure = score_noise(args, session.images, methods, noise)
+        noise_rows, noise_figure = score_noise(args, session.images, methods, noise, sharpness)
         rows += noise_rows
         figure += noise_figure
     session.out.mkdir(parents=True, exist_ok=True)
